@@ -1,0 +1,46 @@
+# Valerix: `make up` runs the whole system on this machine, `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: up test lint typecheck check proto proto-check chaos chaos-ci bench browsers clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)
+
+up: $(STAMP)
+	$(BIN)/python -m devstack up
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+proto: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. \
+		--mypy_out=. --mypy_grpc_out=. protos/inventory.proto
+
+chaos: $(STAMP)
+	$(BIN)/python -m devstack.chaos $(ARGS)
+
+chaos-ci: $(STAMP)
+	$(BIN)/python -m devstack.chaos --profile ci $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m devstack.bench $(ARGS)
+
+clean:
+	rm -rf .data .artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,143 @@
+"""The whole system on one machine: PostgreSQL, the inventory service (restarted on crash) and the Functions host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from devstack.supervisor import Supervised, python_argv, wait_for
+from valerix_common.embedded_pg import EmbeddedPostgres, free_port
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class StackOptions:
+    data_dir: Path = ROOT / ".data" / "stack"
+    functions_port: int = 7071
+    grpc_port: int = 50051
+    inventory_health_port: int = 8081
+    extra_env: dict[str, str] = field(default_factory=dict)
+    with_functions: bool = True
+    fresh: bool = False  # start from an empty database
+
+
+@dataclass
+class Stack:
+    options: StackOptions
+    pg: EmbeddedPostgres | None = None
+    inventory: Supervised | None = None
+    functions: Supervised | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.options.functions_port}/api"
+
+    @property
+    def inventory_target(self) -> str:
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    async def start(self) -> Stack:
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        inventory_url = os.environ.get("INVENTORY_DATABASE_URL", "")
+        orders_url = os.environ.get("ORDERS_DATABASE_URL", "")
+        if not (inventory_url and orders_url):
+            pg_dir = opts.data_dir / "pg"
+            if opts.fresh and pg_dir.exists():
+                EmbeddedPostgres(pg_dir).destroy()
+            self.pg = await asyncio.to_thread(EmbeddedPostgres(pg_dir).start)
+            inventory_url = inventory_url or self.pg.service_url("inventory")
+            orders_url = orders_url or self.pg.service_url("orders")
+        admin_token = os.environ.get("INVENTORY_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "INVENTORY_DATABASE_URL": inventory_url,
+            "ORDERS_DATABASE_URL": orders_url,
+            "INVENTORY_GRPC_PORT": str(opts.grpc_port),
+            "INVENTORY_HEALTH_PORT": str(opts.inventory_health_port),
+            "INVENTORY_BIND_HOST": "127.0.0.1",
+            "INVENTORY_GRPC_TARGET": self.inventory_target,
+            "INVENTORY_ADMIN_TOKEN": admin_token,
+            "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
+            **opts.extra_env,
+        }
+        logs = opts.data_dir / "logs"
+        self.inventory = Supervised(
+            "inventory", python_argv("inventory_service"), self.env, ROOT, logs / "inventory.log"
+        )
+        await self.inventory.start()
+        await wait_for("inventory health", self._inventory_healthy, timeout_s=60)
+        if opts.with_functions:
+            self.functions = Supervised(
+                "functions", python_argv("devstack.functions_host"), self.env, ROOT, logs / "functions.log"
+            )
+            await self.functions.start()
+            await wait_for("functions host", self._functions_healthy, timeout_s=60)
+        return self
+
+    async def stop(self) -> None:
+        for child in (self.functions, self.inventory):
+            if child:
+                await child.stop()
+        if self.pg:
+            await asyncio.to_thread(self.pg.stop)
+
+    async def _inventory_healthy(self) -> bool:
+        return await _http_ok(f"http://127.0.0.1:{self.options.inventory_health_port}/health")
+
+    async def _functions_healthy(self) -> bool:
+        return await _http_ok(f"{self.api_base}/health")
+
+    def describe(self) -> str:
+        lines = [
+            "",
+            "Valerix is running. Ctrl-C stops everything.",
+            "",
+            "Functions:",
+        ]
+        if self.options.with_functions:
+            base = self.api_base.replace("127.0.0.1", "localhost")
+            lines += [
+                f"        dashboard:     GET  {base}/dashboard",
+                f"        create_order:  POST {base}/orders",
+                f"        list_orders:   GET  {base}/orders",
+                f"        get_order:     GET  {base}/orders/{{order_id}}",
+                f"        cancel_order:  POST {base}/orders/{{order_id}}/cancel",
+                f"        list_products: GET  {base}/products",
+                f"        health:        GET  {base}/health",
+                "        verify_order:  serviceBusTrigger (local queue 'verify-order')",
+                "        reconcile_orders: timerTrigger",
+            ]
+        lines += [
+            "",
+            f"Inventory gRPC:   {self.inventory_target} (health: http://127.0.0.1:{self.options.inventory_health_port}/health)",
+            f"PostgreSQL:       {self.env.get('INVENTORY_DATABASE_URL', '').rsplit('/', 1)[0]}",
+            f"Logs:             {self.options.data_dir / 'logs'}",
+            f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
+            f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
+        ]
+        return "\n".join(lines)
+
+
+async def _http_ok(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http, http.get(url) as resp:
+            return resp.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+Check = Callable[[], Awaitable[bool]]
+__all__ = ["Stack", "StackOptions", "free_port"]

@@ -1,0 +1,1 @@
+"""Reservation rules without I/O: validation, the all-or-nothing decision, replay comparison."""

@@ -1,0 +1,1 @@
+"""Server interceptors and the chaos switches."""

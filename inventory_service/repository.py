@@ -1,0 +1,207 @@
+"""SQL for stock and reservations. Every decision is one transaction; products are locked in product-id order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from inventory_service.domain.errors import ReservationNotFound, UnknownProducts
+from inventory_service.domain.models import LineItem, Product, Release, Reservation, Status
+from inventory_service.domain.rules import check_replay, decide
+
+log = logging.getLogger(__name__)
+
+Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
+Conn = AsyncConnection[dict[str, Any]]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SEED_CATALOGUE = Path(__file__).parent / "seed_catalogue.json"
+
+
+class StockRepository:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def reserve(self, order_id: UUID, items: tuple[LineItem, ...]) -> Reservation:
+        async with self.pool.connection() as conn, conn.transaction():
+            claim = await conn.execute(
+                "INSERT INTO reservations (order_id, status) VALUES (%s, 'PENDING') ON CONFLICT DO NOTHING",
+                (order_id,),
+            )
+            if claim.rowcount == 0:
+                recorded = await self._load(conn, order_id)
+                check_replay(recorded, items)
+                return Reservation(
+                    recorded.order_id,
+                    recorded.status,
+                    recorded.items,
+                    recorded.short_product_id,
+                    recorded.reason,
+                    replayed=True,
+                    decided_at=recorded.decided_at,
+                )
+            available = await self._lock_products(conn, [item.product_id for item in items])
+            missing = sorted({item.product_id for item in items} - available.keys())
+            if missing:
+                raise UnknownProducts(missing)  # rolls back the claim too: bad input writes nothing
+            decision = decide(items, available)
+            ids = [item.product_id for item in items]
+            quantities = [item.quantity for item in items]
+            if decision.status is Status.RESERVED:
+                updated = await conn.execute(
+                    "UPDATE products p SET available = p.available - r.quantity, updated_at = now()"
+                    " FROM unnest(%s::text[], %s::int[]) AS r(product_id, quantity)"
+                    " WHERE p.product_id = r.product_id AND p.available >= r.quantity",
+                    (ids, quantities),
+                )
+                if updated.rowcount != len(items):
+                    raise RuntimeError(f"guarded decrement touched {updated.rowcount} of {len(items)} rows")
+            cur = await conn.execute(
+                "WITH recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)"
+                "  SELECT %s, * FROM unnest(%s::text[], %s::int[]))"
+                " UPDATE reservations SET status = %s, short_product_id = %s, reason = %s, decided_at = now(),"
+                "  was_reserved = %s WHERE order_id = %s RETURNING decided_at",
+                (
+                    order_id,
+                    ids,
+                    quantities,
+                    decision.status.value,
+                    decision.short_product_id,
+                    decision.reason,
+                    decision.status is Status.RESERVED,
+                    order_id,
+                ),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+        return Reservation(
+            order_id, decision.status, items, decision.short_product_id, decision.reason,
+            decided_at=row["decided_at"],
+        )
+
+    async def get(self, order_id: UUID) -> Reservation:
+        async with self.pool.connection() as conn:
+            return await self._load(conn, order_id)
+
+    async def release(self, order_id: UUID, reason: str) -> Release:
+        async with self.pool.connection() as conn, conn.transaction():
+            tomb = await conn.execute(
+                "INSERT INTO reservations (order_id, status, reason, decided_at, released_at)"
+                " VALUES (%s, 'RELEASED', %s, now(), now()) ON CONFLICT DO NOTHING",
+                (order_id, reason or "released before any reservation"),
+            )
+            if tomb.rowcount == 1:
+                return Release(order_id, Status.RELEASED, restored=False, tombstone=True)
+            cur = await conn.execute(
+                "SELECT status FROM reservations WHERE order_id = %s FOR UPDATE", (order_id,)
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            status = Status(row["status"])
+            if status is not Status.RESERVED:
+                return Release(order_id, status, restored=False, tombstone=False)
+            items = await self._items(conn, order_id)
+            await self._lock_products(conn, [item.product_id for item in items])
+            await conn.execute(
+                "UPDATE products p SET available = p.available + r.quantity, updated_at = now()"
+                " FROM reservation_items r WHERE r.order_id = %s AND p.product_id = r.product_id",
+                (order_id,),
+            )
+            await conn.execute(
+                "UPDATE reservations SET status = 'RELEASED', released_at = now(),"
+                " reason = CASE WHEN %s = '' THEN reason ELSE %s END WHERE order_id = %s",
+                (reason, reason, order_id),
+            )
+        return Release(order_id, Status.RELEASED, restored=True, tombstone=False)
+
+    async def list_products(self, product_ids: list[str]) -> list[Product]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT product_id, name, price_cents, available, received - available AS reserved"
+                " FROM products WHERE cardinality(%s::text[]) = 0 OR product_id = ANY(%s::text[])"
+                " ORDER BY product_id",
+                (product_ids, product_ids),
+            )
+            return [Product(**row) for row in await cur.fetchall()]
+
+    async def restock(self, product_id: str, quantity: int, name: str, price_cents: int) -> Product:
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE products SET available = available + %s, received = received + %s, updated_at = now()"
+                " WHERE product_id = %s"
+                " RETURNING product_id, name, price_cents, available, received - available AS reserved",
+                (quantity, quantity, product_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                if not name:
+                    raise UnknownProducts([product_id])
+                cur = await conn.execute(
+                    "INSERT INTO products (product_id, name, price_cents, available, received)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (product_id) DO UPDATE"
+                    " SET available = products.available + excluded.available,"
+                    "     received = products.received + excluded.received, updated_at = now()"
+                    " RETURNING product_id, name, price_cents, available, received - available AS reserved",
+                    (product_id, name, price_cents, quantity, quantity),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+            return Product(**row)
+
+    async def ping(self) -> None:
+        """The health check: the database answers a query on our own tables."""
+        async with self.pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1 FROM products LIMIT 1")
+
+    async def seed_if_empty(self, catalogue: Path = SEED_CATALOGUE) -> int:
+        entries = json.loads(await asyncio.to_thread(catalogue.read_text))
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT count(*) AS n FROM products")
+            row = await cur.fetchone()
+            if row is not None and row["n"] > 0:
+                return 0
+            for entry in entries:
+                await conn.execute(
+                    "INSERT INTO products (product_id, name, price_cents, available, received)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (entry["product_id"], entry["name"], entry["price_cents"], entry["stock"], entry["stock"]),
+                )
+        log.info("seeded %d products", len(entries))
+        return len(entries)
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+    async def _lock_products(self, conn: Conn, product_ids: list[str]) -> dict[str, int]:
+        cur = await conn.execute(
+            "SELECT product_id, available FROM products WHERE product_id = ANY(%s::text[])"
+            " ORDER BY product_id FOR UPDATE",
+            (sorted(product_ids),),
+        )
+        return {row["product_id"]: row["available"] for row in await cur.fetchall()}
+
+    async def _items(self, conn: Conn, order_id: UUID) -> tuple[LineItem, ...]:
+        cur = await conn.execute(
+            "SELECT product_id, quantity FROM reservation_items WHERE order_id = %s ORDER BY product_id",
+            (order_id,),
+        )
+        return tuple(LineItem(row["product_id"], row["quantity"]) for row in await cur.fetchall())
+
+    async def _load(self, conn: Conn, order_id: UUID) -> Reservation:
+        cur = await conn.execute(
+            "SELECT status, short_product_id, reason, decided_at FROM reservations WHERE order_id = %s",
+            (order_id,),
+        )
+        row = await cur.fetchone()
+        if row is None or row["status"] == "PENDING":
+            raise ReservationNotFound(str(order_id))
+        items = await self._items(conn, order_id)
+        return Reservation(
+            order_id, Status(row["status"]), items, row["short_product_id"], row["reason"],
+            decided_at=row["decided_at"],
+        )

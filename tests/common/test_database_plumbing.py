@@ -1,0 +1,78 @@
+"""Migrations, the embedded server and the Entra-token switch, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from inventory_service.repository import MIGRATIONS
+from valerix_common.db import connection_kwargs, make_pool
+from valerix_common.embedded_pg import EmbeddedPostgres
+from valerix_common.env import SettingError
+from valerix_common.migrations import apply_migrations, migration_files
+
+
+async def test_migrations_apply_once(pg_server: EmbeddedPostgres | None) -> None:
+    if pg_server is None:
+        pytest.skip("needs the embedded server to create a scratch database")
+    url = pg_server.create_database("migrations_check", "migrations_svc")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        first = await apply_migrations(conn, MIGRATIONS)
+        second = await apply_migrations(conn, MIGRATIONS)
+        cur = await conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+        recorded = [row[0] for row in await cur.fetchall()]
+    assert first == [v for v, _ in migration_files(MIGRATIONS)] and first
+    assert second == []
+    assert recorded == first
+
+
+async def test_available_cannot_go_below_zero_even_by_hand(pg_server: EmbeddedPostgres | None) -> None:
+    if pg_server is None:
+        pytest.skip("needs the embedded server to create a scratch database")
+    url = pg_server.create_database("constraint_check", "constraint_svc")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await apply_migrations(conn, MIGRATIONS)
+        await conn.execute("INSERT INTO products (product_id, name, available, received) VALUES ('X', 'x', 1, 1)")
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await conn.execute("UPDATE products SET available = available - 2 WHERE product_id = 'X'")
+
+
+def test_migration_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "1_bad.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match="NNN_description"):
+        migration_files(tmp_path)
+
+
+async def test_entra_mode_asks_for_a_fresh_token_per_connection(inventory_db_url: str) -> None:
+    issued: list[str] = []
+
+    def provider() -> str:
+        issued.append(f"token-{len(issued)}")
+        return issued[-1]
+
+    pool = make_pool(inventory_db_url, name="entra-check", min_size=2, max_size=2, mode="entra",
+                     token_provider=provider)
+    await pool.open(wait=True, timeout=10)
+    try:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 AS one")
+            assert (await cur.fetchone()) == {"one": 1}
+    finally:
+        await pool.close()
+    assert issued[:2] == ["token-0", "token-1"]  # one token for each of the two connections
+
+
+def test_password_mode_sends_no_password() -> None:
+    kwargs = connection_kwargs("password")()
+    assert "password" not in kwargs and kwargs["prepare_threshold"] is None
+    assert connection_kwargs("entra", lambda: "abc")()["password"] == "abc"
+
+
+def test_unknown_auth_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from valerix_common.db import auth_mode
+
+    monkeypatch.setenv("POSTGRES_AUTH", "kerberos")
+    with pytest.raises(SettingError):
+        auth_mode()

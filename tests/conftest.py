@@ -1,0 +1,54 @@
+"""Session fixtures: a real PostgreSQL (embedded unless *_DATABASE_URL point elsewhere) and real servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from valerix_common.embedded_pg import EmbeddedPostgres
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres | None]:
+    """The embedded server for this test session; None when external database URLs are configured."""
+    if os.environ.get("INVENTORY_DATABASE_URL") and os.environ.get("ORDERS_DATABASE_URL"):
+        yield None
+        return
+    datadir = ROOT / ".data" / f"test-pg-{os.getpid()}"
+    server = EmbeddedPostgres(datadir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def _fresh_database(pg: EmbeddedPostgres | None, env_name: str, prefix: str) -> str:
+    if pg is None:
+        return os.environ[env_name]
+    return pg.create_database(f"{prefix}_{uuid.uuid4().hex[:8]}", f"{prefix}_svc")
+
+
+@pytest.fixture(scope="session")
+def inventory_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    return _fresh_database(pg_server, "INVENTORY_DATABASE_URL", "inventory")
+
+
+@pytest.fixture(scope="session")
+def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    return _fresh_database(pg_server, "ORDERS_DATABASE_URL", "orders")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+__all__ = ["AsyncIterator"]

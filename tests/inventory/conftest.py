@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+
+from inventory_service.config import InventoryConfig
+from inventory_service.handlers import ADMIN_TOKEN_METADATA
+from inventory_service.middleware.chaos import Chaos, ChaosSettings
+from inventory_service.server import RunningInventory, start_inventory
+from protos import inventory_pb2 as pb
+from protos import inventory_pb2_grpc as pb_grpc
+from protos import inventory_stub
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+def inventory_config(url: str) -> InventoryConfig:
+    return InventoryConfig(
+        database_url=url, grpc_port=0, health_port=0, host="127.0.0.1", admin_token=ADMIN_TOKEN,
+        pool_size=20, grace_seconds=5,
+    )
+
+
+@dataclass
+class InventoryHarness:
+    running: RunningInventory
+    stub: pb_grpc.InventoryServiceAsyncStub
+    channel: grpc.aio.Channel
+    db_url: str
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.running.grpc_port}"
+
+    async def new_product(self, stock: int, prefix: str = "T") -> str:
+        product_id = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        await self.stub.Restock(
+            pb.RestockRequest(product_id=product_id, quantity=stock, name=f"test {product_id}", price_cents=100),
+            metadata=((ADMIN_TOKEN_METADATA, ADMIN_TOKEN),),
+        )
+        return product_id
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.db_url) as conn:
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+    def available(self, product_id: str) -> int:
+        return int(self.sql("SELECT available FROM products WHERE product_id = %s", product_id)[0][0])
+
+    def conservation_holds(self, product_id: str) -> bool:
+        rows = self.sql(
+            "SELECT p.received, p.available, COALESCE(SUM(ri.quantity) FILTER (WHERE r.status = 'RESERVED'), 0)"
+            " FROM products p LEFT JOIN reservation_items ri ON ri.product_id = p.product_id"
+            " LEFT JOIN reservations r ON r.order_id = ri.order_id WHERE p.product_id = %s"
+            " GROUP BY p.received, p.available",
+            product_id,
+        )
+        received, available, reserved = rows[0]
+        return bool(received == available + reserved and available >= 0)
+
+    def reservation_rows(self) -> int:
+        return int(self.sql("SELECT count(*) FROM reservations")[0][0])
+
+
+@pytest.fixture(scope="session")
+async def inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
+    chaos = Chaos(ChaosSettings())
+    running = await start_inventory(inventory_config(inventory_db_url), chaos)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
+    try:
+        yield InventoryHarness(running, inventory_stub(channel), channel, inventory_db_url)
+    finally:
+        await channel.close()
+        await running.stop(1)
+
+
+def item(product_id: str, quantity: int) -> pb.LineItem:
+    return pb.LineItem(product_id=product_id, quantity=quantity)
+
+
+def reserve_request(items: list[pb.LineItem], order_id: str | None = None) -> pb.ReserveStockRequest:
+    return pb.ReserveStockRequest(order_id=order_id or str(uuid.uuid4()), items=items)

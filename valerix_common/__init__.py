@@ -1,0 +1,1 @@
+"""Code both services share: database access, the embedded PostgreSQL, migrations and telemetry."""

@@ -1,0 +1,80 @@
+"""PostgreSQL connections for both services.
+
+`POSTGRES_AUTH=entra` makes every new connection use a fresh Microsoft Entra token as its password (Azure Database
+for PostgreSQL with password auth off). Tokens expire after about an hour, so the pool asks for one per connection
+rather than once at start-up; azure-identity caches and refreshes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from valerix_common.env import SettingError, env_str
+
+log = logging.getLogger(__name__)
+
+ENTRA_POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+
+TokenProvider = Callable[[], str]
+
+
+def auth_mode() -> str:
+    mode = env_str("POSTGRES_AUTH", "password").lower()
+    if mode not in {"password", "entra"}:
+        raise SettingError(f"POSTGRES_AUTH={mode!r}: expected 'password' or 'entra'")
+    return mode
+
+
+def default_entra_token_provider() -> TokenProvider:
+    from azure.identity import DefaultAzureCredential
+
+    client_id = env_str("AZURE_CLIENT_ID") or None
+    credential = DefaultAzureCredential(managed_identity_client_id=client_id)
+
+    def token() -> str:
+        return credential.get_token(ENTRA_POSTGRES_SCOPE).token
+
+    return token
+
+
+def connection_kwargs(mode: str, token_provider: TokenProvider | None = None) -> Callable[[], dict[str, Any]]:
+    """Keyword arguments for each new connection; called by the pool every time it connects."""
+    # PgBouncer in transaction mode cannot keep server-side prepared statements across transactions.
+    base: dict[str, Any] = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+    if mode == "password":
+        return lambda: dict(base)
+    provider = token_provider or default_entra_token_provider()
+
+    def with_token() -> dict[str, Any]:
+        return {**base, "password": provider()}
+
+    return with_token
+
+
+def make_pool(
+    url: str,
+    *,
+    name: str,
+    min_size: int = 2,
+    max_size: int = 10,
+    token_provider: TokenProvider | None = None,
+    mode: str | None = None,
+) -> AsyncConnectionPool[AsyncConnection[dict[str, Any]]]:
+    """An unopened async pool; the caller opens it (`await pool.open()`), so start-up decides when to connect."""
+    return AsyncConnectionPool(
+        conninfo=url,
+        kwargs=connection_kwargs(mode or auth_mode(), token_provider),
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        timeout=10.0,
+        # A dead server must not leave broken connections in the pool after it comes back.
+        check=AsyncConnectionPool.check_connection,
+    )
