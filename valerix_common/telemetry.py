@@ -40,7 +40,7 @@ def configure_telemetry(service: str, *, instrument_grpc_server: bool = False) -
         _configure_otel_sdk()
         backend = "otel"
     if backend != "off":
-        _instrument(instrument_grpc_server)
+        instrument_libraries(instrument_grpc_server)
     log.info("telemetry for %s: %s", service, backend)
     return backend
 
@@ -58,7 +58,7 @@ def _configure_otel_sdk() -> None:
     trace.set_tracer_provider(provider)
 
 
-def _instrument(grpc_server: bool) -> None:
+def instrument_libraries(grpc_server: bool) -> None:
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
     PsycopgInstrumentor().instrument(enable_commenter=False)

@@ -1,0 +1,1 @@
+"""Order Service: the public checkout API as Azure Functions (Python v2 programming model)."""

@@ -1,0 +1,49 @@
+"""Order Service settings (Functions app settings, DESIGN.md §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from valerix_common.env import env_bool, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    orders_database_url: str
+    inventory_target: str
+    inventory_tls: bool
+    inventory_timeout_s: float
+    verify_timeout_s: float
+    verify_queue: str
+    servicebus_namespace: str
+    servicebus_connection: str
+    local_bus_database_url: str
+    stale_after_s: float
+    give_up_after_s: float
+    idempotency_in_flight_s: float
+    admin_api_enabled: bool
+    inventory_admin_token: str
+    db_pool_size: int
+
+    @classmethod
+    def from_env(cls) -> OrderConfig:
+        orders_url = env_str("ORDERS_DATABASE_URL")
+        if not orders_url:
+            raise RuntimeError("ORDERS_DATABASE_URL is not set")
+        return cls(
+            orders_database_url=orders_url,
+            inventory_target=env_str("INVENTORY_GRPC_TARGET", "localhost:50051"),
+            inventory_tls=env_bool("INVENTORY_GRPC_TLS"),
+            inventory_timeout_s=env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
+            verify_timeout_s=env_float("VERIFY_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=120),
+            verify_queue=env_str("VERIFY_QUEUE_NAME", "verify-order"),
+            servicebus_namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
+            servicebus_connection=env_str("ServiceBusConnection"),
+            local_bus_database_url=env_str("LOCAL_BUS_DATABASE_URL") or orders_url,
+            stale_after_s=env_float("RECONCILE_STALE_AFTER_SECONDS", 30.0, minimum=0.1),
+            give_up_after_s=env_float("RECONCILE_GIVE_UP_AFTER_SECONDS", 600.0, minimum=1),
+            idempotency_in_flight_s=env_float("IDEMPOTENCY_IN_FLIGHT_SECONDS", 30.0, minimum=1),
+            admin_api_enabled=env_bool("ADMIN_API_ENABLED"),
+            inventory_admin_token=env_str("INVENTORY_ADMIN_TOKEN"),
+            db_pool_size=env_int("ORDERS_DB_POOL_SIZE", 20, minimum=1, maximum=200),
+        )

@@ -1,0 +1,1 @@
+"""infrastructure layer of the Order Service."""

@@ -1,0 +1,253 @@
+"""Orders, idempotency keys and order events in PostgreSQL. Every state change is a conditional update."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
+from order_functions.domain.validation import CheckoutRequest
+
+Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+_ORDER_COLUMNS = (
+    "order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,"
+    " verify_attempts, cancel_requested_at"
+)
+
+
+@dataclass(frozen=True)
+class Created:
+    order: Order
+
+
+@dataclass(frozen=True)
+class Replay:
+    order: Order
+
+
+@dataclass(frozen=True)
+class InFlight:
+    order_id: UUID
+
+
+@dataclass(frozen=True)
+class KeyMismatch:
+    order_id: UUID
+
+
+CreateResult = Created | Replay | InFlight | KeyMismatch
+
+
+def order_from_row(row: dict[str, Any]) -> Order:
+    items = row["items"] if not isinstance(row["items"], str) else json.loads(row["items"])
+    return Order(
+        order_id=row["order_id"],
+        customer_id=row["customer_id"],
+        status=OrderStatus(row["status"]),
+        items=tuple(LineItem(p, q) for p, q in items),
+        reason=row["reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        settled_via=SettledVia(row["settled_via"]) if row["settled_via"] else None,
+        settled_at=row["settled_at"],
+        verify_attempts=row["verify_attempts"],
+        cancel_requested=row["cancel_requested_at"] is not None,
+    )
+
+
+class OrdersRepository:
+    def __init__(self, pool: Pool, in_flight_s: float = 30.0) -> None:
+        self.pool = pool
+        self.in_flight_s = in_flight_s
+
+    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
+        """Claims the key (if any) and inserts the pending order in one transaction."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if idempotency_key is not None:
+                existing = await self._claim_key(conn, order_id, request, idempotency_key)
+                if existing is not None:
+                    return existing
+            cur = await conn.execute(
+                "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"
+                f"  VALUES (%s, %s, 'pending', %s) RETURNING {_ORDER_COLUMNS}),"
+                " e AS (INSERT INTO order_events (order_id, to_status, via)"
+                "  SELECT order_id, 'pending', 'checkout' FROM o)"
+                " SELECT * FROM o",
+                (order_id, request.customer_id, Jsonb([[i.product_id, i.quantity] for i in request.items])),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return Created(order_from_row(row))
+
+    async def _claim_key(
+        self, conn: AsyncConnection[dict[str, Any]], order_id: UUID, request: CheckoutRequest, key: str
+    ) -> CreateResult | None:
+        for _ in range(2):  # a second pass only after deleting an expired key
+            cur = await conn.execute(
+                "INSERT INTO idempotency_keys (customer_id, idem_key, fingerprint, order_id, expires_at)"
+                " VALUES (%s, %s, %s, %s, now() + interval '24 hours') ON CONFLICT DO NOTHING",
+                (request.customer_id, key, request.fingerprint(), order_id),
+            )
+            if cur.rowcount == 1:
+                return None
+            cur = await conn.execute(
+                "SELECT k.fingerprint, k.order_id, k.expires_at < now() AS expired,"
+                "  k.completed_at IS NULL AND k.created_at > now() - make_interval(secs => %s) AS in_flight"
+                " FROM idempotency_keys k WHERE customer_id = %s AND idem_key = %s FOR UPDATE",
+                (self.in_flight_s, request.customer_id, key),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                continue  # deleted between our insert and select: try again
+            if row["expired"]:
+                await conn.execute(
+                    "DELETE FROM idempotency_keys WHERE customer_id = %s AND idem_key = %s", (request.customer_id, key)
+                )
+                continue
+            if row["fingerprint"] != request.fingerprint():
+                return KeyMismatch(row["order_id"])
+            if row["in_flight"]:
+                return InFlight(row["order_id"])
+            order = await self._get(conn, row["order_id"])
+            assert order is not None
+            return Replay(order)
+        raise RuntimeError("idempotency key could not be claimed")
+
+    async def complete_key(self, customer_id: str, key: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE idempotency_keys SET completed_at = now()"
+                " WHERE customer_id = %s AND idem_key = %s AND completed_at IS NULL",
+                (customer_id, key),
+            )
+
+    async def get(self, order_id: UUID) -> Order | None:
+        async with self.pool.connection() as conn:
+            return await self._get(conn, order_id)
+
+    async def _get(self, conn: AsyncConnection[dict[str, Any]], order_id: UUID) -> Order | None:
+        cur = await conn.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = %s", (order_id,))
+        row = await cur.fetchone()
+        return order_from_row(row) if row else None
+
+    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
+        """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "WITH before AS (SELECT status FROM orders WHERE order_id = %(id)s),"
+                " o AS (UPDATE orders SET status = %(to)s, updated_at = now(),"
+                "   reason = CASE WHEN %(reason)s = '' THEN reason ELSE %(reason)s END,"
+                "   settled_via = COALESCE(settled_via, %(via)s), settled_at = COALESCE(settled_at, now())"
+                "   WHERE order_id = %(id)s AND status = ANY(%(sources)s)"
+                f"  RETURNING {_ORDER_COLUMNS}),"
+                " e AS (INSERT INTO order_events (order_id, from_status, to_status, via, reason)"
+                "   SELECT o.order_id, (SELECT status FROM before), o.status, %(via)s, %(reason)s FROM o)"
+                " SELECT * FROM o",
+                {
+                    "id": order_id,
+                    "to": to.value,
+                    "via": via.value,
+                    "reason": reason,
+                    "sources": [s.value for s in sources_for(to)],
+                },
+            )
+            row = await cur.fetchone()
+            return order_from_row(row) if row else None
+
+    async def mark_verify_enqueued(self, order_id: UUID) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET verify_attempts = verify_attempts + 1, verify_enqueued_at = now()"
+                " WHERE order_id = %s RETURNING verify_attempts",
+                (order_id,),
+            )
+            row = await cur.fetchone()
+            return int(row["verify_attempts"]) if row else 0
+
+    async def request_cancel(self, order_id: UUID) -> Order | None:
+        """Records the intent first, so a crash between the release and the state change is finished later."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET cancel_requested_at = COALESCE(cancel_requested_at, now())"
+                f" WHERE order_id = %s AND status IN ('pending', 'confirmed') RETURNING {_ORDER_COLUMNS}",
+                (order_id,),
+            )
+            row = await cur.fetchone()
+            return order_from_row(row) if row else None
+
+    async def stale_pending(self, stale_after_s: float, give_up_after_s: float, limit: int) -> list[Order]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND cancel_requested_at IS NULL"
+                " AND created_at < now() - make_interval(secs => %(stale)s)"
+                " AND created_at >= now() - make_interval(secs => %(give_up)s)"
+                " AND (verify_enqueued_at IS NULL OR verify_enqueued_at < now() - make_interval(secs => %(stale)s))"
+                " ORDER BY created_at LIMIT %(limit)s",
+                {"stale": stale_after_s, "give_up": give_up_after_s, "limit": limit},
+            )
+            return [order_from_row(r) for r in await cur.fetchall()]
+
+    async def give_up_expired(self, give_up_after_s: float, limit: int) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE orders SET cancel_requested_at = now() WHERE order_id IN ("
+                " SELECT order_id FROM orders WHERE status = 'pending' AND cancel_requested_at IS NULL"
+                " AND created_at < now() - make_interval(secs => %s) ORDER BY created_at LIMIT %s)",
+                (give_up_after_s, limit),
+            )
+            return cur.rowcount
+
+    async def cancel_requested(self, limit: int) -> list[Order]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE cancel_requested_at IS NOT NULL"
+                " AND status IN ('pending', 'confirmed') ORDER BY cancel_requested_at LIMIT %s",
+                (limit,),
+            )
+            return [order_from_row(r) for r in await cur.fetchall()]
+
+    async def purge_expired_keys(self, limit: int) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM idempotency_keys WHERE ctid IN ("
+                " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
+                (limit,),
+            )
+            return cur.rowcount
+
+    async def recent(
+        self, *, status: OrderStatus | None, customer_id: str | None, limit: int, before: tuple[datetime, UUID] | None
+    ) -> list[Order]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            clauses.append("status = %(status)s")
+            params["status"] = status.value
+        if customer_id is not None:
+            clauses.append("customer_id = %(customer)s")
+            params["customer"] = customer_id
+        if before is not None:
+            clauses.append("(created_at, order_id) < (%(before_at)s, %(before_id)s)")
+            params["before_at"], params["before_id"] = before
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY created_at DESC, order_id DESC"
+                " LIMIT %(limit)s",
+                params,
+            )
+            return [order_from_row(r) for r in await cur.fetchall()]
+
+    async def ping(self) -> None:
+        async with self.pool.connection(timeout=2.0) as conn:
+            await conn.execute("SELECT 1 FROM orders LIMIT 1")

@@ -1,0 +1,1 @@
+"""interface layer of the Order Service."""
