@@ -52,6 +52,7 @@ class Stack:
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         inventory_url = os.environ.get("INVENTORY_DATABASE_URL", "")
         orders_url = os.environ.get("ORDERS_DATABASE_URL", "")
+        bus_url = os.environ.get("LOCAL_BUS_DATABASE_URL", "")
         if not (inventory_url and orders_url):
             pg_dir = opts.data_dir / "pg"
             if opts.fresh and pg_dir.exists():
@@ -59,12 +60,14 @@ class Stack:
             self.pg = await asyncio.to_thread(EmbeddedPostgres(pg_dir).start)
             inventory_url = inventory_url or self.pg.service_url("inventory")
             orders_url = orders_url or self.pg.service_url("orders")
+            bus_url = bus_url or self.pg.service_url("localbus")
         admin_token = os.environ.get("INVENTORY_ADMIN_TOKEN") or secrets.token_urlsafe(24)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "INVENTORY_DATABASE_URL": inventory_url,
             "ORDERS_DATABASE_URL": orders_url,
+            "LOCAL_BUS_DATABASE_URL": bus_url or orders_url,
             "INVENTORY_GRPC_PORT": str(opts.grpc_port),
             "INVENTORY_HEALTH_PORT": str(opts.inventory_health_port),
             "INVENTORY_BIND_HOST": "127.0.0.1",

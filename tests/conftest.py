@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.inventory import InventoryHarness, inventory_process_env, running_inventory
 from valerix_common.embedded_pg import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +47,13 @@ def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
     return _fresh_database(pg_server, "ORDERS_DATABASE_URL", "orders")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(scope="session")
+async def inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
+    """A real inventory gRPC server on loopback, in this process, shared by the session."""
+    async with running_inventory(inventory_db_url) as harness:
+        yield harness
 
 
-__all__ = ["AsyncIterator"]
+@pytest.fixture(name="inventory_process_env")
+def inventory_process_env_fixture(inventory_db_url: str) -> dict[str, str]:
+    return inventory_process_env(inventory_db_url)

@@ -21,7 +21,8 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-SERVICE_DATABASES = {"inventory": "inventory_svc", "orders": "orders_svc"}
+# localbus: the local Service Bus stand-in gets its own database, so it can fail on its own (chaos)
+SERVICE_DATABASES = {"inventory": "inventory_svc", "orders": "orders_svc", "localbus": "localbus_svc"}
 _PG_USER = "postgres"
 _SYSTEM_USER = "embedded_postgres"  # initdb refuses to run as root
 

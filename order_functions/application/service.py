@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,9 +87,10 @@ class OrderService:
 
     # --- checkout ---------------------------------------------------------------------------------------------
     async def checkout(self, request: CheckoutRequest, idempotency_key: str | None) -> CheckoutResult:
-        unknown = await self.catalogue.unknown(
-            (i.product_id for i in request.items), self.config.inventory_timeout_s
-        )
+        # One budget for the whole inventory conversation: a cold catalogue must not double the wait.
+        budget = self.config.inventory_timeout_s
+        deadline = time.monotonic() + budget
+        unknown = await self.catalogue.unknown((i.product_id for i in request.items), budget * 0.25)
         if unknown:
             raise Problem(
                 422, "Unknown product", f"no such product: {', '.join(unknown)}", "unknown-product",
@@ -113,7 +115,8 @@ class OrderService:
             case Created(order):
                 pass
         try:
-            settled = await self._reserve_and_settle(order, self.config.inventory_timeout_s, SettledVia.INVENTORY_REPLY)
+            remaining = max(deadline - time.monotonic(), budget * 0.5)
+            settled = await self._reserve_and_settle(order, remaining, SettledVia.INVENTORY_REPLY)
         except InventoryUnavailable as exc:
             log.info("order %s: no inventory answer in %.1fs (%s); handing to VerifyOrder",
                      order.order_id, self.config.inventory_timeout_s, exc.code)

@@ -9,6 +9,14 @@ from order_functions.interface.telemetry_setup import setup_telemetry
 
 setup_telemetry()
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(http_api.bp)
-app.register_functions(bus_functions.bp)
+
+
+def build_app() -> func.FunctionApp:
+    """A FunctionApp with every function; a fresh one per call (the host reads an app's metadata only once)."""
+    function_app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    function_app.register_functions(http_api.bp)
+    function_app.register_functions(bus_functions.bp)
+    return function_app
+
+
+app = build_app()

@@ -9,7 +9,7 @@ import pytest
 
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
-from tests.inventory.conftest import ADMIN_TOKEN, InventoryHarness, item
+from tests.support.inventory import ADMIN_TOKEN, InventoryHarness, item
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -21,8 +17,14 @@ from inventory_service.middleware.chaos import CRASH_EXIT_CODE, Chaos, ChaosSett
 from inventory_service.server import start_inventory
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
-from tests.inventory.conftest import InventoryHarness, inventory_config, item, reserve_request
-from valerix_common.embedded_pg import free_port
+from tests.support.inventory import (
+    InventoryHarness,
+    inventory_config,
+    item,
+    reserve_request,
+    spawn_inventory,
+    wait_serving,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,42 +86,6 @@ async def test_gremlin_deadline_exceeded_still_commits_the_reservation(inventory
     assert inventory.available(product) == 4
 
 
-@pytest.fixture
-def inventory_process_env(inventory_db_url: str) -> Iterator[dict[str, str]]:
-    env = {
-        **os.environ,
-        "INVENTORY_DATABASE_URL": inventory_db_url,
-        "INVENTORY_GRPC_PORT": str(free_port()),
-        "INVENTORY_HEALTH_PORT": str(free_port()),
-        "INVENTORY_BIND_HOST": "127.0.0.1",
-        "INVENTORY_ADMIN_TOKEN": "t",
-        "PYTHONPATH": str(ROOT),
-    }
-    yield env
-
-
-def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "inventory_service"], env=env, cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-
-
-async def _wait_serving(target: str, deadline_s: float = 20) -> None:
-    started = time.monotonic()
-    async with grpc.aio.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() - started < deadline_s:
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"inventory at {target} never became SERVING")
-
-
 async def test_schrodinger_crash_after_commit_then_replay_after_restart(
     inventory: InventoryHarness, inventory_process_env: dict[str, str]
 ) -> None:
@@ -127,9 +93,9 @@ async def test_schrodinger_crash_after_commit_then_replay_after_restart(
     env = {**inventory_process_env, "SCHRODINGER_CRASH_RATE": "1"}
     target = f"127.0.0.1:{env['INVENTORY_GRPC_PORT']}"
     order_id = str(uuid.uuid4())
-    proc = _spawn(env)
+    proc = spawn_inventory(env)
     try:
-        await _wait_serving(target)
+        await wait_serving(target)
         async with grpc.aio.insecure_channel(target) as channel:
             stub = inventory_stub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -143,9 +109,9 @@ async def test_schrodinger_crash_after_commit_then_replay_after_restart(
             proc.kill()
             proc.wait()
     # the orchestrator restarts it (crashes off this time); the replay reports the recorded outcome
-    proc = _spawn({**env, "SCHRODINGER_CRASH_RATE": "0"})
+    proc = spawn_inventory({**env, "SCHRODINGER_CRASH_RATE": "0"})
     try:
-        await _wait_serving(target)
+        await wait_serving(target)
         async with grpc.aio.insecure_channel(target) as channel:
             stub = inventory_stub(channel)
             replay = await stub.ReserveStock(reserve_request([item(product, 3)], order_id), timeout=5)
@@ -163,9 +129,9 @@ async def test_sigterm_drains_in_flight_calls(
     product = await inventory.new_product(10)
     env = {**inventory_process_env, "GREMLIN_MODE": "true", "GREMLIN_MIN_DELAY_S": "1", "GREMLIN_MAX_DELAY_S": "1"}
     target = f"127.0.0.1:{env['INVENTORY_GRPC_PORT']}"
-    proc = _spawn(env)
+    proc = spawn_inventory(env)
     try:
-        await _wait_serving(target)
+        await wait_serving(target)
         async with grpc.aio.insecure_channel(target) as channel:
             stub = inventory_stub(channel)
             in_flight = asyncio.ensure_future(stub.ReserveStock(reserve_request([item(product, 2)]), timeout=10))

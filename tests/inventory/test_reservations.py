@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from protos import inventory_pb2 as pb
-from tests.inventory.conftest import InventoryHarness, item, reserve_request
+from tests.support.inventory import InventoryHarness, item, reserve_request
 
 RESERVED = pb.RESERVATION_STATUS_RESERVED
 REJECTED = pb.RESERVATION_STATUS_REJECTED

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 import psycopg
-import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inventory_service.config import InventoryConfig
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
@@ -16,6 +23,9 @@ from inventory_service.server import RunningInventory, start_inventory
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
 from protos import inventory_stub
+from valerix_common.embedded_pg import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -68,8 +78,8 @@ class InventoryHarness:
         return int(self.sql("SELECT count(*) FROM reservations")[0][0])
 
 
-@pytest.fixture(scope="session")
-async def inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
+@asynccontextmanager
+async def running_inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
     chaos = Chaos(ChaosSettings())
     running = await start_inventory(inventory_config(inventory_db_url), chaos)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
@@ -86,3 +96,38 @@ def item(product_id: str, quantity: int) -> pb.LineItem:
 
 def reserve_request(items: list[pb.LineItem], order_id: str | None = None) -> pb.ReserveStockRequest:
     return pb.ReserveStockRequest(order_id=order_id or str(uuid.uuid4()), items=items)
+
+
+def inventory_process_env(inventory_db_url: str) -> dict[str, str]:
+    """Environment for `python -m inventory_service` on fresh loopback ports."""
+    return {
+        **os.environ,
+        "INVENTORY_DATABASE_URL": inventory_db_url,
+        "INVENTORY_GRPC_PORT": str(free_port()),
+        "INVENTORY_HEALTH_PORT": str(free_port()),
+        "INVENTORY_BIND_HOST": "127.0.0.1",
+        "INVENTORY_ADMIN_TOKEN": "t",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def spawn_inventory(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "inventory_service"], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+async def wait_serving(target: str, deadline_s: float = 20) -> None:
+    started = time.monotonic()
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() - started < deadline_s:
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"inventory at {target} never became SERVING")

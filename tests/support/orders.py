@@ -1,0 +1,136 @@
+"""Calling the Order Service's functions directly, as the Functions host would, against real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import psycopg
+from azure.functions.servicebus import ServiceBusMessage
+
+import function_app
+from order_functions.infrastructure import container
+from order_functions.infrastructure.container import Resources
+from order_functions.infrastructure.local_queue import LocalQueue
+from order_functions.infrastructure.messaging import ReceivedMessage
+from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
+
+FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+
+
+def http_request(
+    method: str, route: str, body: Any = None, *, headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None, route_params: dict[str, str] | None = None, raw: bytes | None = None,
+) -> func.HttpRequest:
+    payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    return func.HttpRequest(
+        method=method, url=f"http://localhost:7071/api/{route}", body=payload,
+        headers={"Content-Type": "application/json", **(headers or {})}, params=params or {},
+        route_params=route_params or {},
+    )
+
+
+async def call(name: str, req: func.HttpRequest) -> tuple[int, dict[str, Any], dict[str, str]]:
+    resp: func.HttpResponse = await FUNCTIONS[name](req)
+    body = json.loads(resp.get_body()) if resp.get_body() else {}
+    return resp.status_code, body, dict(resp.headers)
+
+
+def service_bus_message(message: ReceivedMessage) -> ServiceBusMessage:
+    return ServiceBusMessage(
+        body=message.body, message_id=message.message_id, delivery_count=message.delivery_count,
+        application_properties=dict(message.application_properties), user_properties={},
+        content_type=message.content_type, lock_token=message.lock_token,
+    )
+
+
+@dataclass
+class OrderHarness:
+    inventory: InventoryHarness
+    orders_db_url: str
+
+    async def resources(self) -> Resources:
+        return await container.get_resources()
+
+    async def queue(self) -> LocalQueue:
+        bus = (await self.resources()).bus
+        assert isinstance(bus, LocalQueue)
+        return bus
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.orders_db_url) as conn:
+            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def count(self, table: str) -> int:
+        return int(self.sql(f"SELECT count(*) FROM {table}")[0][0])
+
+    async def checkout(self, items: list[tuple[str, int]], *, customer: str = "c-1", key: str | None = None
+                       ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers = {"Idempotency-Key": key} if key else {}
+        body = {"customer_id": customer, "items": [{"product_id": p, "quantity": q} for p, q in items]}
+        return await call("create_order", http_request("POST", "orders", body, headers=headers))
+
+    async def deliver_verify(self, max_rounds: int = 5) -> list[str]:
+        """Feeds queued VerifyOrder messages to the trigger function like the host: complete or abandon."""
+        queue = await self.queue()
+        handled: list[str] = []
+        for _ in range(max_rounds):
+            batch = await queue.receive(max_messages=20)
+            if not batch:
+                break
+            for message in batch:
+                try:
+                    await FUNCTIONS["verify_order"](service_bus_message(message))
+                except Exception:
+                    await queue.abandon(message.lock_token)
+                    raise
+                await queue.complete(message.lock_token)
+                handled.append(message.message_id)
+        return handled
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@asynccontextmanager
+async def order_app(inventory: InventoryHarness, orders_db_url: str, **overrides: str) -> AsyncIterator[OrderHarness]:
+    """The function app's process-wide clients, rebuilt for these settings and closed afterwards."""
+    settings = {
+        "ORDERS_DATABASE_URL": orders_db_url,
+        "INVENTORY_GRPC_TARGET": inventory.target,
+        "INVENTORY_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INVENTORY_TIMEOUT_SECONDS": "2",
+        "VERIFY_TIMEOUT_SECONDS": "10",
+        "LOCAL_BUS_DUPLICATE_WINDOW_S": "600",
+        **overrides,
+    }
+    await container.shutdown()
+    with environment(settings):
+        try:
+            harness = OrderHarness(inventory, orders_db_url)
+            await harness.resources()  # migrations applied, clients up, as after the host's first call
+            yield harness
+        finally:
+            await container.shutdown()
+
+
+def new_key() -> str:
+    return f"key-{uuid.uuid4().hex}"
