@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: up test lint typecheck check proto proto-check chaos chaos-ci bench browsers clean
+.PHONY: up test lint typecheck check proto proto-check chaos chaos-ci bench browsers backup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,3 +44,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf .data .artifacts .pytest_cache .mypy_cache .ruff_cache
+
+backup: $(STAMP)
+	$(BIN)/python -m devstack.backup run

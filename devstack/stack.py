@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -76,6 +77,9 @@ class Stack:
             "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
             **opts.extra_env,
         }
+        # where `make backup` and other tools find this stack's databases (no secrets: trust auth on loopback)
+        state = {k: self.env[k] for k in ("ORDERS_DATABASE_URL", "INVENTORY_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")}
+        (opts.data_dir / "stack.json").write_text(json.dumps(state, indent=2))
         logs = opts.data_dir / "logs"
         self.inventory = Supervised(
             "inventory", python_argv("inventory_service"), self.env, ROOT, logs / "inventory.log"

@@ -1,0 +1,1 @@
+"""Backups for a backup service that accepts one call a day: everything goes into one archive, one upload."""
