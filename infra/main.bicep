@@ -228,6 +228,15 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    appInsightsId: monitoring.outputs.appInsightsId
+    tags: tags
+  }
+}
+
 // ---------------------------------------------------------------- outputs for scripts
 output checkoutBaseUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
 output functionAppName string = functionApp.outputs.functionAppName

@@ -6,6 +6,7 @@ weakens one of them fails here before it reaches `az deployment`.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -365,3 +366,17 @@ def test_outputs_for_deploy_script() -> None:
         assert name in outputs
     url = outputs["checkoutBaseUrl"]["value"]
     assert url.startswith("https://") and url.endswith("/api")
+
+
+def test_workbook_has_the_dashboard_panels() -> None:
+    doc = module("workbook")
+    [workbook] = [r for r in doc["resources"].values() if "workbooks" in r["type"]]
+    assert workbook["config"]["kind"] == "shared"
+    loaded = workbook["config"]["properties"]["serializedData"]["function"]
+    assert loaded["type"] == "load_text_content"
+    data = json.loads((INFRA / "modules" / loaded["parameters"]["file_path"]).read_text())
+    queries = {item["name"]: item["content"]["query"] for item in data["items"] if item["type"] == 3}
+    assert {"response-time", "alert-state", "outcomes", "slow-path", "dependencies", "pending-age"} <= set(queries)
+    assert "bin(timestamp, 30s)" in queries["response-time"] and "1000" in queries["response-time"]
+    assert "'SLOW'" in queries["alert-state"] and "ago(30s)" in queries["alert-state"]
+    assert main_bicep()["modules"]["workbook"]["config"]["params"]["appInsightsId"]
