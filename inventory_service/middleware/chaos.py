@@ -13,6 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from inventory_service.metrics import CRASHES
 from valerix_common.env import SettingError, env_bool, env_float, env_int, env_str
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Chaos:
 
     def crash(self, order_id: str) -> None:
         """Schrödinger's Warehouse: the reservation is committed, the reply never leaves."""
+        CRASHES.add(1)  # the process ends below: this point is seldom exported, the log line is the record
         log.critical("SCHRODINGER: exiting after committing reservation %s, before replying", order_id)
         for handler in logging.getLogger().handlers:
             handler.flush()

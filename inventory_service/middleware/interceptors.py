@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from inventory_service.metrics import GREMLIN_DELAY
 from inventory_service.middleware.chaos import Chaos
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class GremlinInterceptor(grpc.aio.ServerInterceptor):
                 delay = chaos.next_delay()
                 if delay > 0:
                     log.info("gremlin: delaying %s by %.2fs", method, delay)
+                    GREMLIN_DELAY.record(delay, {"rpc.method": method})
                     await asyncio.sleep(delay)
                 return await inner(request, context)
 

@@ -28,6 +28,7 @@ from order_functions.config import OrderConfig
 from order_functions.domain.models import Order, OrderStatus, SettledVia
 from order_functions.domain.problems import Problem
 from order_functions.domain.validation import CheckoutRequest
+from order_functions.infrastructure import metrics
 from order_functions.infrastructure.messaging import MessageSender, OutgoingMessage
 from order_functions.infrastructure.orders_repository import (
     Created,
@@ -114,6 +115,7 @@ class OrderService:
                 )
             case Created(order):
                 pass
+        trace.get_current_span().set_attribute("valerix.order_id", str(order.order_id))
         try:
             remaining = max(deadline - time.monotonic(), budget * 0.5)
             settled = await self._reserve_and_settle(order, remaining, SettledVia.INVENTORY_REPLY)
@@ -125,11 +127,13 @@ class OrderService:
         finally:
             if idempotency_key is not None:
                 await self.orders.complete_key(request.customer_id, idempotency_key)
+        trace.get_current_span().set_attribute("valerix.order_status", settled.status.value)
         return CheckoutResult(settled)
 
     async def _reserve_and_settle(self, order: Order, timeout_s: float, via: SettledVia) -> Order:
         try:
-            outcome = await self.inventory.reserve(order.order_id, order.items, timeout_s)
+            with metrics.inventory_call("ReserveStock"):
+                outcome = await self.inventory.reserve(order.order_id, order.items, timeout_s)
         except InventoryRefused as exc:
             # A product vanished between the catalogue check and the call, or the id was reused: final answer.
             log.warning("order %s refused by inventory: %s", order.order_id, exc)
@@ -145,6 +149,7 @@ class OrderService:
         updated = await self.orders.transition(order.order_id, target, via, reason)
         if updated is not None:
             log.info("order %s -> %s via %s", order.order_id, target.value, via.value)
+            metrics.record_outcome(target.value, via.value)
             return updated
         current = await self.orders.get(order.order_id)  # someone else settled it first; theirs stands
         assert current is not None
@@ -153,13 +158,21 @@ class OrderService:
     async def enqueue_verify(self, order_id: UUID) -> None:
         attempt = await self.orders.mark_verify_enqueued(order_id)
         with tracer.start_as_current_span("servicebus send verify-order", kind=trace.SpanKind.PRODUCER) as span:
+            span.set_attribute("messaging.system", "servicebus")
+            span.set_attribute("messaging.operation.type", "send")
             span.set_attribute("messaging.destination.name", self.config.verify_queue)
             span.set_attribute("valerix.order_id", str(order_id))
+            span.set_attribute("valerix.verify_attempt", attempt)
+            # built inside the producer span: the traceparent it carries is this span's, so the VerifyOrder
+            # processing span becomes its child in the same trace
+            message = verify_message(order_id, attempt)
+            span.set_attribute("messaging.message.id", message.message_id)
             try:
-                await self.bus.send(verify_message(order_id, attempt))
+                await self.bus.send(message)
             except Exception as exc:
                 # The order is safe: it is pending in the database and the reconciler re-enqueues it.
                 span.record_exception(exc)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, f"send failed: {type(exc).__name__}"))
                 log.error("order %s: VerifyOrder send failed (reconciler will retry): %r", order_id, exc, exc_info=True)
 
     # --- VerifyOrder --------------------------------------------------------------------------------------------
@@ -196,13 +209,15 @@ class OrderService:
             return current, False
 
     async def _finish_cancel(self, order: Order, via: SettledVia, reason: str) -> Order:
-        await self.inventory.release(order.order_id, reason, self.config.inventory_timeout_s)
+        with metrics.inventory_call("ReleaseReservation"):
+            await self.inventory.release(order.order_id, reason, self.config.inventory_timeout_s)
         updated = await self.orders.transition(order.order_id, OrderStatus.CANCELLED, via, reason)
         if updated is None:
             current = await self.orders.get(order.order_id)
             assert current is not None
             return current
         log.info("order %s cancelled via %s", order.order_id, via.value)
+        metrics.record_outcome(OrderStatus.CANCELLED.value, via.value)
         return updated
 
     # --- reconciler ---------------------------------------------------------------------------------------------

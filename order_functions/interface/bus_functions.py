@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 import azure.functions as func
 from opentelemetry import context, propagate, trace
 
 from order_functions.application.service import parse_verify_body
+from order_functions.infrastructure import metrics
 from order_functions.infrastructure.container import get_resources
 
 log = logging.getLogger(__name__)
@@ -29,22 +32,50 @@ async def verify_order(msg: func.ServiceBusMessage) -> None:
         # a malformed message can never succeed: record it loudly and let it go rather than retry it 10 times
         log.error("VerifyOrder message %s is malformed and was dropped: %r", msg.message_id, exc)
         return
-    carrier = {str(k): str(v) for k, v in (msg.application_properties or {}).items()}
-    token = context.attach(propagate.extract(carrier))
-    try:
-        with tracer.start_as_current_span("servicebus process verify-order", kind=trace.SpanKind.CONSUMER) as span:
-            span.set_attribute("valerix.order_id", str(order_id))
-            span.set_attribute("messaging.message.id", msg.message_id or "")
-            span.set_attribute("messaging.delivery_count", msg.delivery_count or 0)
-            order = await (await get_resources()).service.verify(order_id, msg.delivery_count or 1)
-            if order is not None:
-                span.set_attribute("valerix.order_status", order.status.value)
-    finally:
-        context.detach(token)
+    delivery_count = msg.delivery_count or 1
+    if delivery_count > 1:
+        metrics.VERIFY_REDELIVERIES.add(1, {"messaging.destination.name": VERIFY_QUEUE})
+    sent_from = propagate.extract(_carrier(msg.application_properties))
+    producer = trace.get_current_span(sent_from).get_span_context()
+    links: list[trace.Link] = []
+    if trace.get_current_span().get_span_context().is_valid:
+        # the Functions worker's trigger context (Azure, OpenTelemetry mode): continue it, link the send
+        parent = context.get_current()
+        links = [trace.Link(producer)] if producer.is_valid else []
+    else:
+        parent = sent_from  # the checkout's trace: this span is the send span's child
+    attributes: dict[str, Any] = {
+        "messaging.system": "servicebus",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": VERIFY_QUEUE,
+        "messaging.message.id": msg.message_id or "",
+        "messaging.servicebus.message.delivery_count": delivery_count,
+        "valerix.order_id": str(order_id),
+    }
+    with tracer.start_as_current_span("servicebus process verify-order", context=parent,
+                                      kind=trace.SpanKind.CONSUMER, links=links, attributes=attributes) as span:
+        order = await (await get_resources()).service.verify(order_id, delivery_count)
+        if order is not None:
+            span.set_attribute("valerix.order_status", order.status.value)
+
+
+def _carrier(properties: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Application properties as a text carrier; the AMQP layer may hand keys and values over as bytes."""
+    carrier: dict[str, str] = {}
+    for key, value in (properties or {}).items():
+        k = key.decode() if isinstance(key, bytes) else str(key)
+        carrier[k.lower()] = value.decode() if isinstance(value, bytes) else str(value)
+    return carrier
 
 
 @bp.timer_trigger(schedule=RECONCILE_SCHEDULE, arg_name="timer", run_on_startup=False)
 async def reconcile_orders(timer: func.TimerRequest) -> None:
-    if timer.past_due:
-        log.info("reconciler running late")
-    await (await get_resources()).service.reconcile()
+    with tracer.start_as_current_span("timer reconcile-orders", kind=trace.SpanKind.INTERNAL) as span:
+        if timer.past_due:
+            log.info("reconciler running late")
+        resources = await get_resources()
+        report = await resources.service.reconcile()
+        span.set_attribute("valerix.reenqueued", report.reenqueued)
+        span.set_attribute("valerix.cancelled", report.cancelled)
+        # observable gauges cannot await: computed here, published by their callbacks until the next run
+        await metrics.refresh_gauges(resources.pool, resources.bus)

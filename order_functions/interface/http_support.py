@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by the functions: JSON and problem+json responses, error mapping, latency recording."""
+"""HTTP plumbing shared by the functions: JSON and problem+json responses, error mapping, latency recording, and
+the invocation's span (the root of the order's distributed trace)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import azure.functions as func
 import psycopg
+from opentelemetry import context, propagate, trace
 from psycopg_pool import PoolTimeout
 
 from order_functions.application.ports import InventoryUnavailable
@@ -19,6 +21,7 @@ from order_functions.domain.rolling_window import RollingWindow
 from order_functions.domain.validation import ValidationFailed
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("valerix.orders.http")
 
 # The Order Service's own response-time measurement, per worker process (the dashboard's 1 s alert).
 LATENCY = RollingWindow(window_s=30.0, threshold_s=1.0)
@@ -44,6 +47,40 @@ def _path(req: func.HttpRequest) -> str:
     url = str(req.url)
     start = url.find("/api/")
     return url[start:].split("?", 1)[0] if start >= 0 else url
+
+
+def route_template(req: func.HttpRequest) -> str:
+    """`/api/orders/{order_id}/cancel` from the concrete path and the route parameters (low-cardinality span name)."""
+    values = {value: name for name, value in (req.route_params or {}).items() if value}
+    return "/".join(f"{{{values[segment]}}}" if segment in values else segment for segment in _path(req).split("/"))
+
+
+def traced(handler: Handler) -> Handler:
+    """One span per HTTP invocation, named like `POST /api/orders`.
+
+    When a span is already current — the Functions worker with `telemetryMode: OpenTelemetry` attaches the
+    invocation's context, and the host records the request itself — this span is an INTERNAL child of it.
+    Otherwise it is the SERVER span, parented on the caller's W3C `traceparent` header when there is one.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        route = route_template(req)
+        if trace.get_current_span().get_span_context().is_valid:
+            parent, kind = context.get_current(), trace.SpanKind.INTERNAL
+        else:
+            headers = {str(k).lower(): str(v) for k, v in req.headers.items()}
+            parent, kind = propagate.extract(headers), trace.SpanKind.SERVER
+        attributes = {"http.request.method": req.method or "", "http.route": route, "url.path": _path(req)}
+        with tracer.start_as_current_span(f"{req.method} {route}", context=parent, kind=kind,
+                                          attributes=attributes) as span:
+            response = await handler(req)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, f"HTTP {response.status_code}"))
+            return response
+
+    return wrapper
 
 
 def handle_errors(handler: Handler) -> Handler:
@@ -73,8 +110,9 @@ def handle_errors(handler: Handler) -> Handler:
                         "database-unavailable"),
                 instance, {"Retry-After": "2"},
             )
-        except Exception:
+        except Exception as exc:
             log.exception("%s %s failed unexpectedly", req.method, instance)
+            trace.get_current_span().record_exception(exc)
             internal = Problem(500, "Internal error", "an unexpected error occurred", "internal")
             return problem_response(internal, instance)
 
@@ -97,4 +135,4 @@ def timed(handler: Handler) -> Handler:
 
 
 def api(handler: Handler) -> Handler:
-    return timed(handle_errors(handler))
+    return traced(timed(handle_errors(handler)))

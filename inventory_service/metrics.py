@@ -1,0 +1,20 @@
+"""The Inventory Service's metric instruments (OpenTelemetry metrics API; no-ops without a MeterProvider)."""
+
+from __future__ import annotations
+
+from opentelemetry import metrics
+
+meter = metrics.get_meter("valerix.inventory")
+
+GREMLIN_DELAY = meter.create_histogram(
+    "valerix.gremlin.delay",
+    unit="s",
+    description="Latency injected by the Gremlin before a call, by rpc.method",
+    explicit_bucket_boundaries_advisory=[0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 30.0, 60.0],
+)
+CRASHES = meter.create_counter(
+    "valerix.schrodinger.crashes",
+    unit="{crash}",
+    description="Deliberate exits after a committed reservation. Recorded just before os._exit, so it is "
+    "rarely exported: the CRITICAL log line and the container's restart count are the reliable record",
+)
