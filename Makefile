@@ -19,6 +19,7 @@ up: $(STAMP)
 	$(BIN)/python -m devstack up
 
 test: $(STAMP)
+	$(BIN)/python -m devstack.browsers ensure
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/python -m pytest -q

@@ -75,6 +75,8 @@ class Stack:
             "INVENTORY_GRPC_TARGET": self.inventory_target,
             "INVENTORY_ADMIN_TOKEN": admin_token,
             "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
+            # the dashboard's chaos switches: on for the local stack only (never set in Azure)
+            "ADMIN_API_ENABLED": os.environ.get("ADMIN_API_ENABLED", "true"),
             **opts.extra_env,
         }
         # where `make backup` and other tools find this stack's databases (no secrets: trust auth on loopback)
@@ -124,6 +126,9 @@ class Stack:
                 f"        cancel_order:  POST {base}/orders/{{order_id}}/cancel",
                 f"        list_products: GET  {base}/products",
                 f"        health:        GET  {base}/health",
+                f"        latency_stats: GET  {base}/stats/latency   (rolling 30 s; the dashboard's 1 s alert)",
+                f"        admin_chaos:   GET|POST {base}/ops/chaos"
+                f"  (ADMIN_API_ENABLED={self.env.get('ADMIN_API_ENABLED')})",
                 "        verify_order:  serviceBusTrigger (local queue 'verify-order')",
                 "        reconcile_orders: timerTrigger",
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from order_functions.interface import bus_functions, http_api
+from order_functions.interface import bus_functions, dashboard, http_api
 from order_functions.interface.telemetry_setup import setup_telemetry
 
 setup_telemetry()
@@ -16,6 +16,7 @@ def build_app() -> func.FunctionApp:
     function_app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
     function_app.register_functions(http_api.bp)
     function_app.register_functions(bus_functions.bp)
+    function_app.register_functions(dashboard.bp)
     return function_app
 
 

@@ -1,0 +1,288 @@
+"""The live dashboard, served by the function app itself: the page, its static assets, the chaos admin endpoint
+and the local bus statistics. The page only calls the public API with relative URLs (no CDN, no build step).
+
+Routes (under the host's `api` prefix):
+
+* `GET dashboard` (anonymous) — the page; `GET dashboard/{*path}` (anonymous) — files from `static/` only;
+* `GET|POST ops/chaos` (function key) — the inventory's chaos switches, 404 unless `ADMIN_API_ENABLED=true`.
+  Not `admin/chaos`: the Functions host reserves every route starting with `admin` for its own admin API and
+  refuses to index such a function ("The specified route conflicts with one or more built in routes");
+* `GET stats/bus` (function key) — the local queue's counts when the bus is the local queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from order_functions.application.ports import InventoryRefused
+from order_functions.domain.problems import Problem
+from order_functions.domain.validation import ValidationFailed
+from order_functions.infrastructure.container import get_resources
+from order_functions.infrastructure.local_queue import LocalQueue
+from order_functions.interface.http_support import handle_errors, json_response
+from protos import inventory_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+}
+# one plain name per segment: no dot-segments, no hidden files, no backslashes, no encoded tricks
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+VERSION_PLACEHOLDER = "__ASSET_VERSION__"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+)
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+# The Gremlin delays the chaos RPCs too (up to 60 s): switching it off must still get through.
+CHAOS_GET_TIMEOUT_S = 15.0
+CHAOS_SET_TIMEOUT_S = 65.0
+MAX_CHAOS_BODY = 4096
+_PATTERN = re.compile(r"(?:|random|every:[1-9][0-9]{0,5})")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# static files
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def static_file(relative: str) -> Path | None:
+    """The file under `static/` named by `relative`, or None: nothing outside the folder, only known types."""
+    segments = relative.split("/")
+    if not relative or not all(_SEGMENT.fullmatch(s) for s in segments):
+        return None
+    candidate = STATIC_DIR.joinpath(*segments)
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not resolved.is_relative_to(STATIC_DIR) or not resolved.is_file():
+        return None
+    if resolved.suffix.lower() not in CONTENT_TYPES:
+        return None
+    return resolved
+
+
+def asset_version() -> str:
+    """One short hash over every static file: changes whenever any asset changes (cache busting)."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def load_asset(path: Path, *, version: str | None = None) -> Asset:
+    body = path.read_bytes()
+    if version is not None:
+        body = body.replace(VERSION_PLACEHOLDER.encode(), version.encode())
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    return Asset(body, CONTENT_TYPES[path.suffix.lower()], etag)
+
+
+def _not_modified(req: func.HttpRequest, etag: str) -> bool:
+    sent = req.headers.get("If-None-Match", "")
+    return any(tag.strip().removeprefix("W/") == etag for tag in sent.split(",")) if sent else False
+
+
+def asset_response(req: func.HttpRequest, asset: Asset, cache_control: str,
+                   extra: dict[str, str] | None = None) -> func.HttpResponse:
+    headers = {"Cache-Control": cache_control, "ETag": asset.etag, **SECURITY_HEADERS, **(extra or {})}
+    if _not_modified(req, asset.etag):
+        return func.HttpResponse(status_code=304, headers=headers)
+    if req.method.upper() == "HEAD":
+        return func.HttpResponse(status_code=200, headers={**headers, "Content-Type": asset.content_type})
+    return func.HttpResponse(asset.body, status_code=200, headers=headers, mimetype=asset.content_type.split(";")[0],
+                             charset="utf-8")
+
+
+def _not_found() -> func.HttpResponse:
+    body = Problem(404, "Not found", "no such dashboard file", "not-found").to_json()
+    return func.HttpResponse(json.dumps(body), status_code=404, mimetype="application/problem+json",
+                             headers=dict(SECURITY_HEADERS))
+
+
+def _to_canonical(req: func.HttpRequest) -> func.HttpResponse:
+    """`/api/dashboard/` would break the page's relative URLs: send the browser to `/api/dashboard`."""
+    query = urlsplit(str(req.url)).query
+    return func.HttpResponse(status_code=308, headers={
+        "Location": "../dashboard" + (f"?{query}" if query else ""), **SECURITY_HEADERS,
+    })
+
+
+@bp.route(route="dashboard", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
+async def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    """The page. Its asset URLs carry the asset version, so the assets themselves can be cached for a year."""
+    if urlsplit(str(req.url)).path.endswith("/"):
+        return _to_canonical(req)
+    index = static_file("index.html")
+    if index is None:
+        return _not_found()
+    asset = load_asset(index, version=asset_version())
+    return asset_response(req, asset, REVALIDATE, {"Content-Security-Policy": PAGE_CSP})
+
+
+@bp.route(route="dashboard/{*path}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
+async def dashboard_asset(req: func.HttpRequest) -> func.HttpResponse:
+    relative = (req.route_params.get("path") or "").strip()
+    if relative == "":
+        return _to_canonical(req)
+    path = static_file(relative)
+    if path is None or path.name == "index.html":
+        return _not_found()
+    asset = load_asset(path)
+    versioned = bool(req.params.get("v")) and req.params.get("v") == asset_version()
+    return asset_response(req, asset, IMMUTABLE if versioned else REVALIDATE)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# chaos admin (the inventory's GetChaos / SetChaos)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def chaos_json(settings: pb.ChaosSettings) -> dict[str, Any]:
+    return {
+        "gremlin_enabled": bool(settings.gremlin_enabled),
+        "min_delay_s": round(float(settings.gremlin_min_delay_s), 3),
+        "max_delay_s": round(float(settings.gremlin_max_delay_s), 3),
+        "pattern": settings.gremlin_pattern or "random",
+        "crash_rate": round(float(settings.schrodinger_crash_rate), 4),
+    }
+
+
+CHAOS_FIELDS = ("gremlin_enabled", "min_delay_s", "max_delay_s", "pattern", "crash_rate")
+
+
+def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
+    """The requested settings merged over the current ones; fields left out keep their value.
+    Malformed JSON or a non-object body: 400. Wrong types, unknown fields or values out of range: 422."""
+    if len(raw) > MAX_CHAOS_BODY:
+        raise ValidationFailed([{"field": "", "message": f"at most {MAX_CHAOS_BODY} bytes"}], 413,
+                               "Payload too large")
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([{"field": "", "message": f"not valid JSON: {exc}"[:200]}], 400,
+                               "Malformed JSON") from exc
+    if not isinstance(body, dict):
+        raise ValidationFailed([{"field": "", "message": "the body must be a JSON object"}], 400, "Malformed JSON")
+    errors: list[dict[str, str]] = []
+    for name in sorted(set(body) - set(CHAOS_FIELDS)):
+        errors.append({"field": str(name)[:60], "message": f"unknown field; known: {', '.join(CHAOS_FIELDS)}"})
+    if not set(body) & set(CHAOS_FIELDS) and not errors:
+        errors.append({"field": "", "message": f"give at least one of {', '.join(CHAOS_FIELDS)}"})
+    merged = dict(current)
+    if "gremlin_enabled" in body:
+        if isinstance(body["gremlin_enabled"], bool):
+            merged["gremlin_enabled"] = body["gremlin_enabled"]
+        else:
+            errors.append({"field": "gremlin_enabled", "message": "true or false"})
+    for name, low, high, unit in (("min_delay_s", 0, 60, " s"), ("max_delay_s", 0, 60, " s"),
+                                  ("crash_rate", 0, 1, "")):
+        if name not in body:
+            continue
+        value = body[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            errors.append({"field": name, "message": f"a number from {low} to {high}{unit}"})
+        elif not low <= value <= high:
+            errors.append({"field": name, "message": f"must be within {low}..{high}{unit}"})
+        else:
+            merged[name] = float(value)
+    if "pattern" in body:
+        value = body["pattern"]
+        if isinstance(value, str) and _PATTERN.fullmatch(value):
+            merged["pattern"] = value or "random"
+        else:
+            errors.append({"field": "pattern", "message": "'' or 'random' (every call) or 'every:N' (every Nth call)"})
+    if not errors and merged["min_delay_s"] > merged["max_delay_s"]:
+        errors.append({"field": "min_delay_s", "message": "must not exceed max_delay_s"})
+    if errors:
+        raise ValidationFailed(errors, 422, "Invalid chaos settings")
+    return merged
+
+
+def _admin_refused(exc: InventoryRefused) -> Problem:
+    if exc.code == "PERMISSION_DENIED":
+        return Problem(503, "Chaos controls unavailable",
+                       "the inventory refused the admin call (is INVENTORY_ADMIN_TOKEN set on both sides?)",
+                       "chaos-admin-refused")
+    return Problem(422, "Invalid chaos settings", f"the inventory refused them: {exc.detail}"[:300],
+                   "validation-failed")
+
+
+@bp.route(route="ops/chaos", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
+    """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled."""
+    resources = await get_resources()
+    if not resources.config.admin_api_enabled:
+        raise Problem(404, "Not found", "the admin API is disabled (ADMIN_API_ENABLED)", "admin-api-disabled")
+    inventory = resources.inventory
+    headers = {"Cache-Control": "no-store"}
+    try:
+        current = chaos_json(await inventory.get_chaos(CHAOS_GET_TIMEOUT_S))
+        if req.method.upper() == "GET":
+            return json_response(current, headers=headers)
+        wanted = parse_chaos_update(req.get_body(), current)
+        applied = await inventory.set_chaos(pb.ChaosSettings(
+            gremlin_enabled=wanted["gremlin_enabled"],
+            gremlin_min_delay_s=wanted["min_delay_s"],
+            gremlin_max_delay_s=wanted["max_delay_s"],
+            gremlin_pattern=wanted["pattern"],
+            schrodinger_crash_rate=wanted["crash_rate"],
+        ), CHAOS_SET_TIMEOUT_S)
+    except InventoryRefused as exc:
+        raise _admin_refused(exc) from exc
+    result = chaos_json(applied)
+    log.warning("chaos settings changed through the admin API: %s", result)
+    return json_response(result, headers=headers)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# bus statistics (local queue only)
+# ------------------------------------------------------------------------------------------------------------
+
+
+@bp.route(route="stats/bus", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors
+async def bus_stats(req: func.HttpRequest) -> func.HttpResponse:
+    resources = await get_resources()
+    body: dict[str, Any] = {"kind": resources.bus_kind, "queue": resources.config.verify_queue, "stats": None}
+    if isinstance(resources.bus, LocalQueue):
+        body["stats"] = await resources.bus.stats()
+    return json_response(body, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,306 @@
+// Valerix live dashboard: plain JS, no dependencies. Talks only to the real API with relative URLs.
+"use strict";
+
+(() => {
+  // The page lives at <base>/dashboard; every API path is relative to <base>/ (normally /api/).
+  const API = location.pathname.replace(/\/dashboard\/?$/, "/");
+  // In Azure the API needs a function key: open the page as /api/dashboard?code=<key> and it is sent along.
+  const FUNCTION_KEY = new URLSearchParams(location.search).get("code");
+  const $ = (id) => document.getElementById(id);
+
+  async function api(path, options = {}) {
+    const headers = { Accept: "application/json", ...(options.headers || {}) };
+    if (FUNCTION_KEY) headers["x-functions-key"] = FUNCTION_KEY;
+    const resp = await fetch(API + path, {
+      cache: "no-store", ...options, headers, signal: AbortSignal.timeout(options.timeoutMs || 10000),
+    });
+    const text = await resp.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch { body = text; }
+    return { status: resp.status, ok: resp.ok, body, headers: resp.headers };
+  }
+
+  // Runs fn now and again `ms` after each run finishes (never two at once); `kick()` runs it early.
+  function every(ms, fn) {
+    let timer = null;
+    let running = false;
+    const run = async () => {
+      clearTimeout(timer);
+      if (running) return;
+      running = true;
+      try { await fn(); } catch (err) { console.warn(fn.name, err); } finally { running = false; }
+      timer = setTimeout(run, ms);
+    };
+    run();
+    return { kick: run };
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+
+  const fmtMs = (ms) => (ms === null || ms === undefined) ? "–"
+    : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+  const shortId = (id) => id.slice(0, 8);
+  const problemText = (r) => (r.body && typeof r.body === "object")
+    ? [r.body.title, r.body.detail].filter(Boolean).join(": ") : String(r.body || "");
+
+  let lastOk = 0;
+  function connected(ok) {
+    if (ok) lastOk = Date.now();
+    $("conn").textContent = lastOk
+      ? `updated ${new Date(lastOk).toLocaleTimeString()}${ok ? "" : " · API not answering"}`
+      : "API not answering";
+  }
+
+  // ---------------------------------------------------------------- latency alert
+  async function latency() {
+    const r = await api("stats/latency");
+    if (!r.ok || !r.body) { connected(false); return; }
+    connected(true);
+    const s = r.body;
+    const slow = s.state === "SLOW";
+    const alert = $("latency-alert");
+    alert.dataset.state = slow ? "SLOW" : "OK";
+    alert.querySelector(".alert-icon").textContent = slow ? "⚠" : "✓";
+    $("latency-state").textContent = slow ? "SLOW" : "OK";
+    const limit = fmtMs(s.threshold_ms);
+    $("latency-text").textContent = s.count === 0
+      ? `no requests in the last ${s.window_s} s`
+      : slow ? `average ${fmtMs(s.average_ms)} is above ${limit} over the last ${s.window_s} s`
+        : `average ${fmtMs(s.average_ms)} is within ${limit} over the last ${s.window_s} s`;
+    $("lat-avg").textContent = fmtMs(s.average_ms);
+    $("lat-p95").textContent = fmtMs(s.p95_ms);
+    $("lat-max").textContent = fmtMs(s.max_ms);
+    $("lat-count").textContent = String(s.count);
+  }
+
+  // ---------------------------------------------------------------- health
+  const CHECK_LABELS = { orders_database: "Orders database", inventory: "Inventory (gRPC + its database)", bus: "Bus" };
+  async function health() {
+    const r = await api("health", { timeoutMs: 15000 });
+    const overall = $("health-overall");
+    const checks = (r.body && r.body.checks) || {};
+    const ok = r.status === 200;
+    overall.dataset.ok = String(ok);
+    overall.textContent = ok ? "✓ all dependencies OK" : `✗ degraded (HTTP ${r.status})`;
+    const list = $("health-checks");
+    list.replaceChildren(...Object.entries(checks).map(([name, c]) => {
+      const good = c.status === "ok";
+      const detail = [c.kind, c.latency_ms !== undefined ? `${c.latency_ms} ms` : null].filter(Boolean).join(", ");
+      return el("li", { class: "check", "data-check": name, "data-ok": String(good) },
+        el("span", { class: "dot", "aria-hidden": "true", text: good ? "✓" : "✗" }),
+        el("span", { class: "check-name", text: CHECK_LABELS[name] || name }),
+        el("span", { class: "check-state", text: good ? "OK" : "FAILED" }),
+        detail ? el("span", { class: "muted small", text: ` (${detail})` }) : null,
+        good ? null : el("div", { class: "check-error small", text: c.error || "" }));
+    }));
+    try {
+      const b = await api("stats/bus");
+      if (b.ok && b.body) {
+        const st = b.body.stats;
+        $("bus-stats").textContent = st
+          ? `${b.body.queue} (${b.body.kind}): ${st.active} active, ${st.locked} locked, ${st.scheduled} scheduled,`
+            + ` ${st.dead_lettered} dead-lettered, ${st.completed} completed, ${st.redeliveries} redeliveries`
+          : `${b.body.queue}: ${b.body.kind} (statistics in the Azure portal)`;
+      }
+    } catch { /* optional */ }
+  }
+
+  // ---------------------------------------------------------------- products + checkout select
+  let products = [];
+  async function refreshProducts() {
+    const r = await api("products");
+    if (!r.ok) {
+      $("products").querySelector("tbody").replaceChildren(
+        el("tr", {}, el("td", { colspan: "4", text: `products unavailable (HTTP ${r.status}) ${problemText(r)}` })));
+      return;
+    }
+    products = r.body.products;
+    $("products").querySelector("tbody").replaceChildren(...products.map((p) => el("tr", { "data-product": p.product_id },
+      el("td", {}, el("code", { text: p.product_id })), el("td", { text: p.name }),
+      el("td", { class: "num", text: String(p.available) }), el("td", { class: "num", text: String(p.reserved) }))));
+    const select = $("co-product");
+    const chosen = select.value;
+    select.replaceChildren(...products.map((p) => el("option", {
+      value: p.product_id, text: `${p.name || p.product_id} — ${p.available} in stock`,
+    })));
+    if (chosen && products.some((p) => p.product_id === chosen)) select.value = chosen;
+  }
+
+  // ---------------------------------------------------------------- orders
+  const VIA = {
+    "inventory-reply": "direct reply",
+    "verify-order": "via Service Bus (verify-order)",
+    reconciler: "by the reconciler",
+    cancel: "cancelled by the customer",
+  };
+  const STATE_ICON = { pending: "…", confirmed: "✓", rejected: "✗", cancelled: "⊘" };
+  let ordersPoll = null;
+
+  async function cancelOrder(id, button) {
+    button.disabled = true;
+    const r = await api(`orders/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+    $("orders-note").textContent = r.ok
+      ? `order ${shortId(id)}: cancel → HTTP ${r.status} (${r.body.status})`
+      : `order ${shortId(id)}: cancel → HTTP ${r.status} ${problemText(r)}`;
+    ordersPoll.kick();
+    productsPoll.kick();
+  }
+
+  function orderRow(o) {
+    const items = o.items.map((i) => `${i.quantity} × ${i.product_id}`).join(", ");
+    const pendingFor = Math.max(0, Date.now() - Date.parse(o.created_at));
+    const took = o.status === "pending" ? `pending for ${fmtMs(pendingFor)}` : `settled in ${fmtMs(o.settle_ms)}`;
+    const viaBus = o.settled_via === "verify-order";
+    const canCancel = o.status === "pending" || o.status === "confirmed";
+    return el("li", { class: "order", "data-order-id": o.order_id, "data-status": o.status,
+                      "data-via": o.settled_via || "" },
+      el("span", { class: `state state-${o.status}` },
+        el("span", { "aria-hidden": "true", text: STATE_ICON[o.status] || "" }), ` ${o.status}`),
+      el("span", { class: "order-id" }, el("code", { title: o.order_id, text: shortId(o.order_id) })),
+      el("span", { class: "order-who", text: `${o.customer_id} · ${items}` }),
+      el("span", { class: "order-took", text: took }),
+      o.settled_via ? el("span", { class: viaBus ? "via via-bus" : "via", text: VIA[o.settled_via] || o.settled_via })
+        : el("span", { class: "via muted", text: "—" }),
+      o.reason ? el("span", { class: "order-reason muted small", text: o.reason }) : null,
+      canCancel ? el("button", { type: "button", class: "secondary small-btn", "aria-label": `Cancel order ${shortId(o.order_id)}`,
+        onclick: (e) => cancelOrder(o.order_id, e.currentTarget), text: "Cancel" }) : el("span"));
+  }
+
+  async function refreshOrders() {
+    const r = await api("orders?limit=25");
+    if (!r.ok) { $("orders").replaceChildren(el("li", { text: `orders unavailable (HTTP ${r.status})` })); return; }
+    const list = r.body.orders;
+    $("orders").replaceChildren(...(list.length ? list.map(orderRow) : [el("li", { class: "muted", text: "no orders yet" })]));
+  }
+
+  // ---------------------------------------------------------------- checkout
+  let lastRequest = null;
+  function showCheckout(r, key) {
+    $("co-result").hidden = false;
+    const replayed = r.headers.get("Idempotent-Replayed") === "true";
+    const state = r.body && r.body.status ? ` — ${r.body.status}` : "";
+    $("co-status").textContent = `HTTP ${r.status}${state}`;
+    $("co-status").dataset.status = String(r.status);
+    $("co-replayed").textContent = replayed ? "Idempotent-Replayed: true (the same order, not a new one)" : "";
+    $("co-replayed").dataset.replayed = String(replayed);
+    $("co-key").textContent = key;
+    $("co-body").textContent = typeof r.body === "string" ? r.body : JSON.stringify(r.body, null, 2);
+  }
+
+  async function sendCheckout(request) {
+    $("co-submit").disabled = true;
+    $("co-replay").disabled = true;
+    try {
+      const r = await api("orders", {
+        method: "POST", body: request.body, timeoutMs: 30000,
+        headers: { "Content-Type": "application/json", "Idempotency-Key": request.key },
+      });
+      showCheckout(r, request.key);
+    } catch (err) {
+      $("co-result").hidden = false;
+      $("co-status").textContent = `request failed: ${err.message}`;
+    } finally {
+      $("co-submit").disabled = false;
+      $("co-replay").disabled = !lastRequest;
+      ordersPoll.kick();
+      productsPoll.kick();
+    }
+  }
+
+  $("checkout-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const body = JSON.stringify({
+      customer_id: $("co-customer").value.trim(),
+      items: [{ product_id: $("co-product").value, quantity: Number($("co-qty").value) }],
+    });
+    lastRequest = { key: crypto.randomUUID(), body };
+    sendCheckout(lastRequest);
+  });
+  $("co-replay").addEventListener("click", () => { if (lastRequest) sendCheckout(lastRequest); });
+
+  // ---------------------------------------------------------------- chaos
+  let chaosDirty = false;
+  function describeChaos(c) {
+    const gremlin = c.gremlin_enabled
+      ? `Gremlin ON: ${c.min_delay_s}–${c.max_delay_s} s delay, pattern ${c.pattern}` : "Gremlin OFF";
+    const crash = c.crash_rate > 0 ? `Schrödinger ON: crash rate ${Math.round(c.crash_rate * 100)} %` : "Schrödinger OFF";
+    return `${gremlin} · ${crash}`;
+  }
+  function fillChaos(c) {
+    $("chaos-gremlin").checked = c.gremlin_enabled;
+    $("chaos-min").value = c.min_delay_s;
+    $("chaos-max").value = c.max_delay_s;
+    $("chaos-pattern").value = c.pattern;
+    $("chaos-crash").value = c.crash_rate;
+  }
+  function showChaos(c) {
+    const state = $("chaos-state");
+    state.textContent = describeChaos(c);
+    state.dataset.gremlin = c.gremlin_enabled ? "on" : "off";
+    state.className = c.gremlin_enabled || c.crash_rate > 0 ? "pill warn" : "pill";
+  }
+  async function refreshChaos() {
+    const r = await api("ops/chaos", { timeoutMs: 20000 });
+    const state = $("chaos-state");
+    if (r.status === 404) {
+      state.textContent = "chaos controls disabled (ADMIN_API_ENABLED is not set)";
+      state.dataset.gremlin = "unknown";
+      state.className = "pill muted";
+      $("chaos-form").hidden = true;
+      return;
+    }
+    if (!r.ok) { state.textContent = `chaos state unavailable (HTTP ${r.status}) ${problemText(r)}`; return; }
+    showChaos(r.body);
+    $("chaos-form").hidden = false;
+    if (!chaosDirty) fillChaos(r.body);
+  }
+  async function applyChaos(settings) {
+    const result = $("chaos-result");
+    result.textContent = "applying…";
+    const r = await api("ops/chaos", {
+      method: "POST", body: JSON.stringify(settings), timeoutMs: 70000,
+      headers: { "Content-Type": "application/json" },
+    });
+    if (r.ok) {
+      chaosDirty = false;
+      fillChaos(r.body);
+      showChaos(r.body);
+      result.textContent = `applied: ${describeChaos(r.body)}`;
+    } else {
+      const errors = (r.body && r.body.errors) || [];
+      result.textContent = `HTTP ${r.status}: ${problemText(r)}`
+        + errors.map((x) => ` · ${x.field || "body"}: ${x.message}`).join("");
+    }
+  }
+  const chaosForm = $("chaos-form");
+  chaosForm.addEventListener("input", () => { chaosDirty = true; });
+  chaosForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    applyChaos({
+      gremlin_enabled: $("chaos-gremlin").checked,
+      min_delay_s: Number($("chaos-min").value),
+      max_delay_s: Number($("chaos-max").value),
+      pattern: $("chaos-pattern").value.trim(),
+      crash_rate: Number($("chaos-crash").value),
+    });
+  });
+  $("chaos-off").addEventListener("click", () => applyChaos({ gremlin_enabled: false, crash_rate: 0 }));
+
+  // ---------------------------------------------------------------- start
+  every(1000, latency);
+  const productsPoll = every(2000, refreshProducts);
+  ordersPoll = every(1500, refreshOrders);
+  every(3000, health);
+  every(5000, refreshChaos);
+})();
