@@ -482,6 +482,9 @@ def read_functions(app: func.FunctionApp, host: HostConfig, env: Mapping[str, st
             route = trigger.get("route")
             if route is None:
                 route = name  # the host's default route is the function name
+            if str(route).strip("/").lower().startswith("admin"):
+                # the real host reserves the admin prefix and refuses to index such a function
+                raise FunctionLoadError(f"function {name!r}: routes starting with 'admin' are reserved by the host")
             methods = trigger.get("methods")
             method_set = frozenset(str(_enum_value(m)).upper() for m in methods) if methods else None
             auth_level = str(_enum_value(trigger.get("authLevel", "function"))).lower()

@@ -462,3 +462,18 @@ async def test_unreachable_queue_database_does_not_stop_the_host(host_json: Path
         started = time.monotonic()
         await runner.stop()
         assert time.monotonic() - started < 5.0
+
+
+def test_admin_routes_are_refused_like_the_real_host() -> None:
+    import azure.functions as func
+
+    from devstack.functions_host import HostConfig, read_functions
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="admin/chaos", methods=["GET"])
+    async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("never served")
+
+    with pytest.raises(FunctionLoadError, match="reserved"):
+        read_functions(app, HostConfig.from_host_json(None))
