@@ -87,7 +87,8 @@ class EmbeddedPostgres:
         self._pg_ctl("stop", "-w", "-t", "60", "-m", mode)
 
     def restart(self) -> None:
-        self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast")
+        # -l: without it the new server inherits our captured stdout and pg_ctl's caller waits for EOF forever
+        self._pg_ctl("restart", "-w", "-t", "60", "-m", "fast", "-l", str(self.datadir / "server.log"))
 
     def destroy(self) -> None:
         self.stop()

@@ -76,3 +76,15 @@ def test_unknown_auth_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POSTGRES_AUTH", "kerberos")
     with pytest.raises(SettingError):
         auth_mode()
+
+
+def test_embedded_server_restarts_on_the_same_port(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    try:
+        port, pid = server.port, server.pid
+        server.restart()
+        assert server.pid is not None and server.pid != pid
+        with psycopg.connect(server.url()) as conn:
+            assert conn.execute("SELECT current_setting('port')::int").fetchone() == (port,)
+    finally:
+        server.destroy()

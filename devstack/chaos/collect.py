@@ -1,0 +1,119 @@
+"""Reads the end state: both databases directly, and the same facts through the public API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg.rows import dict_row
+
+from devstack.chaos.invariants import IdempotencyRow, Items, OrderRow, ProductRow, ReservationRow, Snapshot
+
+
+def parse_items(raw: Any) -> Items:
+    """Orders store items as [[product_id, qty], …]; the API as [{product_id, quantity}, …]."""
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    items: Items = {}
+    for entry in data or []:
+        if isinstance(entry, dict):
+            product, qty = str(entry["product_id"]), int(entry["quantity"])
+        else:
+            product, qty = str(entry[0]), int(entry[1])
+        items[product] = items.get(product, 0) + qty
+    return items
+
+
+@dataclass
+class OrderTimes:
+    created_at: datetime
+    settled_at: datetime | None
+    settled_via: str | None
+
+
+async def read_inventory(url: str) -> tuple[list[ProductRow], list[ReservationRow]]:
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        cur = await conn.execute("SELECT product_id, available, received FROM products ORDER BY product_id")
+        products = [ProductRow(r["product_id"], int(r["available"]), int(r["received"])) for r in await cur.fetchall()]
+        cur = await conn.execute(
+            "SELECT r.order_id::text AS order_id, r.status,"
+            " coalesce(json_agg(json_build_array(i.product_id, i.quantity)) FILTER (WHERE i.product_id IS NOT NULL),"
+            " '[]'::json) AS items"
+            " FROM reservations r LEFT JOIN reservation_items i USING (order_id) GROUP BY r.order_id, r.status"
+        )
+        reservations = [ReservationRow(r["order_id"], r["status"], parse_items(r["items"]))
+                        for r in await cur.fetchall()]
+    return products, reservations
+
+
+async def read_orders(url: str) -> tuple[list[OrderRow], list[IdempotencyRow], dict[str, OrderTimes]]:
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        cur = await conn.execute(
+            "SELECT order_id::text AS order_id, status, items, customer_id, settled_via, settled_at, created_at"
+            " FROM orders"
+        )
+        rows = await cur.fetchall()
+        orders = [
+            OrderRow(
+                r["order_id"], r["status"], parse_items(r["items"]), r["customer_id"], r["settled_via"],
+                round((r["settled_at"] - r["created_at"]).total_seconds() * 1000) if r["settled_at"] else None,
+            )
+            for r in rows
+        ]
+        times = {r["order_id"]: OrderTimes(r["created_at"], r["settled_at"], r["settled_via"]) for r in rows}
+        cur = await conn.execute("SELECT customer_id, idem_key, order_id::text AS order_id FROM idempotency_keys")
+        idem = [IdempotencyRow(r["customer_id"], r["idem_key"], r["order_id"]) for r in await cur.fetchall()]
+    return orders, idem, times
+
+
+async def read_api(base: str, order_ids: list[str], concurrency: int = 16) -> tuple[dict[str, str | None],
+                                                                                     dict[str, int]]:
+    statuses: dict[str, str | None] = {}
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+
+        async def one(oid: str) -> None:
+            async with sem:
+                for _ in range(5):  # bounded retries on 5xx
+                    async with http.get(f"{base}/orders/{oid}") as resp:
+                        if resp.status == 404:
+                            statuses[oid] = None
+                            return
+                        if resp.status == 200:
+                            statuses[oid] = str((await resp.json(content_type=None))["status"])
+                            return
+                    await asyncio.sleep(0.5)
+
+        await asyncio.gather(*(one(o) for o in order_ids))
+        available: dict[str, int] = {}
+        for _ in range(5):
+            async with http.get(f"{base}/products") as resp:
+                if resp.status == 200:
+                    body = await resp.json(content_type=None)
+                    available = {str(p["product_id"]): int(p["available"]) for p in body["products"]}
+                    break
+            await asyncio.sleep(0.5)
+    return statuses, available
+
+
+async def snapshot(env: dict[str, str], base: str, client_keys: dict[tuple[str, str], list[str]],
+                   seen: set[str]) -> tuple[Snapshot, dict[str, OrderTimes]]:
+    products, reservations = await read_inventory(env["INVENTORY_DATABASE_URL"])
+    orders, idem, times = await read_orders(env["ORDERS_DATABASE_URL"])
+    api_orders, api_products = await read_api(base, [o.order_id for o in orders])
+    snap = Snapshot(products, reservations, orders, idem, client_keys, set(seen), api_orders, api_products)
+    return snap, times
+
+
+async def order_counts(url: str) -> dict[str, int]:
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=3) as conn:
+        cur = await conn.execute(
+            "SELECT status, count(*) FROM orders GROUP BY status UNION ALL "
+            "SELECT 'cancel_outstanding', count(*) FROM orders"
+            " WHERE cancel_requested_at IS NOT NULL AND status IN ('pending', 'confirmed')"
+        )
+        return {str(s): int(n) for s, n in await cur.fetchall()}
