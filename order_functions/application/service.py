@@ -201,16 +201,25 @@ class OrderService:
             return order, True
         await self.orders.request_cancel(order_id)
         try:
-            return await self._finish_cancel(order, SettledVia.CANCEL, "cancelled by customer"), True
+            finished = await self._finish_cancel(order, SettledVia.CANCEL, "cancelled by customer")
         except InventoryUnavailable as exc:
             log.warning("cancel of %s accepted, release pending (%s); the reconciler finishes it", order_id, exc)
             current = await self.orders.get(order_id)
             assert current is not None
             return current, False
+        if finished.status is OrderStatus.REJECTED:
+            raise Problem(409, "Order was rejected", "the inventory had rejected this order; nothing to cancel",
+                          "order-rejected", extra={"order": finished.to_json()})
+        return finished, True
 
     async def _finish_cancel(self, order: Order, via: SettledVia, reason: str) -> Order:
         with metrics.inventory_call("ReleaseReservation"):
-            await self.inventory.release(order.order_id, reason, self.config.inventory_timeout_s)
+            release = await self.inventory.release(order.order_id, reason, self.config.inventory_timeout_s)
+        if release.status is ReservationStatus.REJECTED:
+            # Inventory had already decided REJECTED (its reply was lost): the order never held stock. Its true
+            # outcome is 'rejected', not 'cancelled' - record what the inventory decided.
+            outcome = ReservationOutcome(ReservationStatus.REJECTED, "insufficient stock (decided before the cancel)")
+            return await self._settle(order, outcome, via)
         updated = await self.orders.transition(order.order_id, OrderStatus.CANCELLED, via, reason)
         if updated is None:
             current = await self.orders.get(order.order_id)

@@ -193,3 +193,19 @@ def test_verify_message_carries_order_id_and_trace_context() -> None:
     first, retry = verify_message(order_id, 1), verify_message(order_id, 3)
     assert first.message_id == f"verify-{order_id}" and retry.message_id == f"verify-{order_id}-r3"
     assert parse_verify_body(first.body) == order_id and json.loads(retry.body)["attempt"] == 3
+
+
+async def test_cancel_of_a_pending_order_that_inventory_had_rejected_records_rejected(orders: OrderHarness) -> None:
+    """Found by `make chaos`: the reply with REJECTED was lost, then the customer cancelled. The order never held
+    stock, so it ends 'rejected' (what the inventory decided), not 'cancelled'."""
+    product = await orders.inventory.new_product(1)
+    resources = await orders.resources()
+    order_id = uuid.uuid4()
+    await resources.orders.create(order_id, CheckoutRequest("c-lost-reply", (LineItem(product, 5),)), None)
+    decided = await orders.inventory.stub.ReserveStock(reserve_request([item(product, 5)], str(order_id)))
+    assert decided.status == pb.RESERVATION_STATUS_REJECTED
+    status, body, _ = await call("cancel_order", http_request("POST", "x", route_params={"order_id": str(order_id)}))
+    assert status == 409 and body["order"]["status"] == "rejected"
+    settled = await _get(orders, str(order_id))
+    assert settled["status"] == "rejected" and "insufficient stock" in settled["reason"]
+    assert orders.inventory.available(product) == 1
