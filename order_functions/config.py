@@ -15,6 +15,7 @@ class OrderConfig:
     inventory_timeout_s: float
     verify_timeout_s: float
     verify_queue: str
+    bus_send_timeout_s: float
     servicebus_namespace: str
     servicebus_connection: str
     local_bus_database_url: str
@@ -37,6 +38,7 @@ class OrderConfig:
             inventory_timeout_s=env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
             verify_timeout_s=env_float("VERIFY_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=120),
             verify_queue=env_str("VERIFY_QUEUE_NAME", "verify-order"),
+            bus_send_timeout_s=env_float("BUS_SEND_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60),
             servicebus_namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
             servicebus_connection=env_str("ServiceBusConnection"),
             local_bus_database_url=env_str("LOCAL_BUS_DATABASE_URL") or orders_url,

@@ -6,6 +6,7 @@ VerifyOrder handler and the reconciler can race freely and still agree.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -168,7 +169,8 @@ class OrderService:
             message = verify_message(order_id, attempt)
             span.set_attribute("messaging.message.id", message.message_id)
             try:
-                await self.bus.send(message)
+                # bounded: an unreachable bus must not hold the customer's answer (the reconciler re-sends)
+                await asyncio.wait_for(self.bus.send(message), timeout=self.config.bus_send_timeout_s)
             except Exception as exc:
                 # The order is safe: it is pending in the database and the reconciler re-enqueues it.
                 span.record_exception(exc)

@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 
+import psycopg
 from azure.functions.timer import TimerRequest
 
 from inventory_service.middleware.chaos import ChaosSettings
@@ -209,3 +210,37 @@ async def test_cancel_of_a_pending_order_that_inventory_had_rejected_records_rej
     settled = await _get(orders, str(order_id))
     assert settled["status"] == "rejected" and "insufficient stock" in settled["reason"]
     assert orders.inventory.available(product) == 1
+
+
+async def test_unreachable_bus_does_not_hold_the_answer_and_the_reconciler_recovers(
+    inventory: InventoryHarness, orders_db_url: str, pg_server
+) -> None:  # type: ignore[no-untyped-def]
+    """The bus database refuses connections: checkout still answers 202 within budget + send timeout."""
+    if pg_server is None:
+        import pytest
+
+        pytest.skip("needs the embedded server to take a database offline")
+    bus_url = pg_server.create_database("bus_outage", "localbus_svc")
+    settings = {"INVENTORY_TIMEOUT_SECONDS": "0.2", "BUS_SEND_TIMEOUT_SECONDS": "0.5",
+                "LOCAL_BUS_DATABASE_URL": bus_url, "RECONCILE_STALE_AFTER_SECONDS": "0.5"}
+    async with order_app(inventory, orders_db_url, **settings) as orders:
+        product = await inventory.new_product(3)
+        admin = pg_server.url()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE bus_outage ALLOW_CONNECTIONS false")
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bus_outage'")
+        inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=0.5, max_delay_s=0.5))
+        try:
+            started = time.monotonic()
+            status, body, _ = await orders.checkout([(product, 1)])
+            elapsed = time.monotonic() - started
+        finally:
+            inventory.running.chaos.update(ChaosSettings())
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute("ALTER DATABASE bus_outage ALLOW_CONNECTIONS true")
+        assert status == 202 and elapsed < 0.2 + 0.5 + 0.6, elapsed
+        await asyncio.sleep(0.6)
+        await FUNCTIONS["reconcile_orders"](TimerRequest(past_due=False))
+        await orders.deliver_verify()
+        assert (await _get(orders, body["order_id"]))["status"] == "confirmed"
+        assert inventory.available(product) == 2
