@@ -25,6 +25,23 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SEED_CATALOGUE = Path(__file__).parent / "seed_catalogue.json"
 
 
+_RECORD_ITEMS_AND_OUTCOME = (
+    " recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)"
+    "  SELECT %(order_id)s, * FROM unnest(%(ids)s::text[], %(quantities)s::int[]))"
+    " UPDATE reservations SET status = %(status)s, short_product_id = %(short_product_id)s, reason = %(reason)s,"
+    "  decided_at = now(), was_reserved = %(was_reserved)s WHERE order_id = %(order_id)s"
+)
+# The guarded decrement and the record in one statement; the caller checks that every item was decremented.
+_DECREMENT_AND_RECORD = (
+    "WITH decremented AS (UPDATE products p SET available = p.available - r.quantity, updated_at = now()"
+    "  FROM unnest(%(ids)s::text[], %(quantities)s::int[]) AS r(product_id, quantity)"
+    "  WHERE p.product_id = r.product_id AND p.available >= r.quantity RETURNING p.product_id),"
+    + _RECORD_ITEMS_AND_OUTCOME
+    + " RETURNING decided_at, (SELECT count(*) FROM decremented) AS decremented"
+)
+_RECORD = "WITH" + _RECORD_ITEMS_AND_OUTCOME + " RETURNING decided_at"
+
+
 class StockRepository:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -52,35 +69,25 @@ class StockRepository:
             if missing:
                 raise UnknownProducts(missing)  # rolls back the claim too: bad input writes nothing
             decision = decide(items, available)
-            ids = [item.product_id for item in items]
-            quantities = [item.quantity for item in items]
-            if decision.status is Status.RESERVED:
-                updated = await conn.execute(
-                    "UPDATE products p SET available = p.available - r.quantity, updated_at = now()"
-                    " FROM unnest(%s::text[], %s::int[]) AS r(product_id, quantity)"
-                    " WHERE p.product_id = r.product_id AND p.available >= r.quantity",
-                    (ids, quantities),
-                )
-                if updated.rowcount != len(items):
-                    raise RuntimeError(f"guarded decrement touched {updated.rowcount} of {len(items)} rows")
+            reserved = decision.status is Status.RESERVED
+            # The guarded decrement (if reserved) and the record of items + outcome: one statement, one round trip.
             cur = await conn.execute(
-                "WITH recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)"
-                "  SELECT %s, * FROM unnest(%s::text[], %s::int[]))"
-                " UPDATE reservations SET status = %s, short_product_id = %s, reason = %s, decided_at = now(),"
-                "  was_reserved = %s WHERE order_id = %s RETURNING decided_at",
-                (
-                    order_id,
-                    ids,
-                    quantities,
-                    decision.status.value,
-                    decision.short_product_id,
-                    decision.reason,
-                    decision.status is Status.RESERVED,
-                    order_id,
-                ),
+                _DECREMENT_AND_RECORD if reserved else _RECORD,
+                {
+                    "order_id": order_id,
+                    "ids": [item.product_id for item in items],
+                    "quantities": [item.quantity for item in items],
+                    "status": decision.status.value,
+                    "short_product_id": decision.short_product_id,
+                    "reason": decision.reason,
+                    "was_reserved": reserved,
+                },
             )
             row = await cur.fetchone()
             assert row is not None
+            if reserved and row["decremented"] != len(items):
+                # the rows are locked and were checked: a bug, never a race; raising rolls everything back
+                raise RuntimeError(f"guarded decrement touched {row['decremented']} of {len(items)} rows")
         return Reservation(
             order_id, decision.status, items, decision.short_product_id, decision.reason,
             decided_at=row["decided_at"],

@@ -8,6 +8,8 @@ rather than once at start-up; azure-identity caches and refreshes it.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -76,5 +78,24 @@ def make_pool(
         open=False,
         timeout=10.0,
         # A dead server must not leave broken connections in the pool after it comes back.
-        check=AsyncConnectionPool.check_connection,
+        check=check_if_idle,
+        reset=_stamp_returned,
     )
+
+
+# Checking every connection on every checkout costs a round trip per query (the benchmark measured ~14 % of
+# throughput). A connection returned moments ago is almost surely alive; one that sat idle may have been cut by a
+# server restart, so only those are checked. A connection that fails anyway is discarded by the pool on return.
+IDLE_CHECK_AFTER_S = 2.0
+_returned_at: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+
+async def _stamp_returned(conn: AsyncConnection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+async def check_if_idle(conn: AsyncConnection[Any]) -> None:
+    returned = _returned_at.get(conn)
+    if returned is not None and time.monotonic() - returned < IDLE_CHECK_AFTER_S:
+        return
+    await AsyncConnectionPool.check_connection(conn)

@@ -23,6 +23,13 @@ _ORDER_COLUMNS = (
     "order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,"
     " verify_attempts, cancel_requested_at"
 )
+_INSERT_ORDER = (
+    "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"
+    f"  VALUES (%s, %s, 'pending', %s) RETURNING {_ORDER_COLUMNS}),"
+    " e AS (INSERT INTO order_events (order_id, to_status, via)"
+    "  SELECT order_id, 'pending', 'checkout' FROM o)"
+    " SELECT * FROM o"
+)
 
 
 @dataclass(frozen=True)
@@ -72,22 +79,25 @@ class OrdersRepository:
 
     async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
         """Claims the key (if any) and inserts the pending order in one transaction."""
+        if idempotency_key is None:
+            # Without a key the order and its event are one statement, atomic on its own: no BEGIN/COMMIT
+            # round trips (two of the checkout's round trips to the orders database).
+            async with self.pool.connection() as conn:
+                return Created(await self._insert(conn, order_id, request))
         async with self.pool.connection() as conn, conn.transaction():
-            if idempotency_key is not None:
-                existing = await self._claim_key(conn, order_id, request, idempotency_key)
-                if existing is not None:
-                    return existing
-            cur = await conn.execute(
-                "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"
-                f"  VALUES (%s, %s, 'pending', %s) RETURNING {_ORDER_COLUMNS}),"
-                " e AS (INSERT INTO order_events (order_id, to_status, via)"
-                "  SELECT order_id, 'pending', 'checkout' FROM o)"
-                " SELECT * FROM o",
-                (order_id, request.customer_id, Jsonb([[i.product_id, i.quantity] for i in request.items])),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            return Created(order_from_row(row))
+            existing = await self._claim_key(conn, order_id, request, idempotency_key)
+            if existing is not None:
+                return existing
+            return Created(await self._insert(conn, order_id, request))
+
+    async def _insert(self, conn: AsyncConnection[dict[str, Any]], order_id: UUID, request: CheckoutRequest) -> Order:
+        cur = await conn.execute(
+            _INSERT_ORDER,
+            (order_id, request.customer_id, Jsonb([[i.product_id, i.quantity] for i in request.items])),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return order_from_row(row)
 
     async def _claim_key(
         self, conn: AsyncConnection[dict[str, Any]], order_id: UUID, request: CheckoutRequest, key: str

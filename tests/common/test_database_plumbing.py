@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import psycopg
@@ -87,4 +88,26 @@ def test_embedded_server_restarts_on_the_same_port(tmp_path: Path) -> None:
         with psycopg.connect(server.url()) as conn:
             assert conn.execute("SELECT current_setting('port')::int").fetchone() == (port,)
     finally:
+        server.destroy()
+
+
+async def test_pool_replaces_connections_cut_by_a_server_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from valerix_common import db
+
+    monkeypatch.setattr(db, "IDLE_CHECK_AFTER_S", 0.1)
+    server = EmbeddedPostgres(tmp_path / "pg").start()
+    pool = make_pool(server.url(), name="restart-check", min_size=2, max_size=2, mode="password")
+    try:
+        await pool.open(wait=True, timeout=10)
+        async with pool.connection() as conn:
+            before = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]  # type: ignore[index]
+        server.restart()  # every pooled connection is now dead
+        await asyncio.sleep(0.2)  # idle past the threshold: the checkout checks and replaces it
+        async with pool.connection() as conn:
+            after = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]  # type: ignore[index]
+        assert after != before
+    finally:
+        await pool.close()
         server.destroy()

@@ -1,0 +1,42 @@
+-- The whole checkout's SQL for one single-item order, statement for statement as the product runs it (no
+-- Idempotency-Key):
+--   1. OrdersRepository.create (order_functions/infrastructure/orders_repository.py): order + event in one
+--      autocommit statement;
+--   2. StockRepository.reserve (inventory_service/repository.py): BEGIN; claim; lock; decrement + record; COMMIT;
+--   3. OrdersRepository.transition: pending -> confirmed + event, one autocommit statement.
+-- Three commits per order, as in the product. The two services' tables live in schemas ord and inv of one
+-- scratch database (search_path=ord,inv), so one pgbench connection does both sides' work on the same server.
+-- Variables: -D nproducts=N (1 = the hot product). The order id comes from gen_random_uuid() via \gset.
+\set pid random(1, :nproducts)
+\set qty random(1, 3)
+\set cust random(1, 1000)
+WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)
+    VALUES (gen_random_uuid(), 'bench-cust-' || :cust::text, 'pending',
+            jsonb_build_array(jsonb_build_array('bench-' || :pid::text, :qty::int)))
+    RETURNING order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,
+      verify_attempts, cancel_requested_at),
+  e AS (INSERT INTO order_events (order_id, to_status, via) SELECT order_id, 'pending', 'checkout' FROM o)
+  SELECT * FROM o \gset
+BEGIN;
+INSERT INTO reservations (order_id, status) VALUES (:order_id::uuid, 'PENDING') ON CONFLICT DO NOTHING;
+SELECT product_id, available FROM products WHERE product_id = ANY(ARRAY['bench-' || :pid::text]::text[])
+  ORDER BY product_id FOR UPDATE;
+WITH decremented AS (UPDATE products p SET available = p.available - r.quantity, updated_at = now()
+    FROM unnest(ARRAY['bench-' || :pid::text]::text[], ARRAY[:qty]::int[]) AS r(product_id, quantity)
+    WHERE p.product_id = r.product_id AND p.available >= r.quantity RETURNING p.product_id),
+  recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)
+    SELECT :order_id::uuid, * FROM unnest(ARRAY['bench-' || :pid::text]::text[], ARRAY[:qty]::int[]))
+  UPDATE reservations SET status = 'RESERVED', short_product_id = '', reason = '', decided_at = now(),
+    was_reserved = true WHERE order_id = :order_id::uuid
+  RETURNING decided_at, (SELECT count(*) FROM decremented) AS decremented;
+COMMIT;
+WITH before AS (SELECT status FROM orders WHERE order_id = :order_id::uuid),
+  o AS (UPDATE orders SET status = 'confirmed', updated_at = now(),
+      reason = CASE WHEN '' = '' THEN reason ELSE '' END,
+      settled_via = COALESCE(settled_via, 'inventory-reply'), settled_at = COALESCE(settled_at, now())
+    WHERE order_id = :order_id::uuid AND status = ANY(ARRAY['pending']::text[])
+    RETURNING order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,
+      verify_attempts, cancel_requested_at),
+  e AS (INSERT INTO order_events (order_id, from_status, to_status, via, reason)
+    SELECT o.order_id, (SELECT status FROM before), o.status, 'inventory-reply', '' FROM o)
+  SELECT * FROM o;
