@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: up test lint typecheck check proto proto-check chaos chaos-ci bench browsers backup clean
+.PHONY: up test lint typecheck check proto proto-check chaos chaos-ci bench browsers backup bench-reserve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,3 +48,6 @@ clean:
 
 backup: $(STAMP)
 	$(BIN)/python -m devstack.backup run
+
+bench-reserve: $(STAMP)
+	$(BIN)/python -m devstack.bench.reserve_grpc $(ARGS)
