@@ -754,13 +754,7 @@ class FunctionsHost:
             result = await invoke(fn.user_function, {fn.arg_name: http_request})
             response = to_aiohttp_response(result)
         except Exception as exc:
-            log.error(
-                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s",
-                fn.name,
-                invocation_id,
-                (time.monotonic() - started) * 1000,
-                "".join(traceback.format_exception(exc)),
-            )
+            _log_failed(fn.name, invocation_id, started, exc)
             return web.Response(status=500)
         log.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
@@ -990,13 +984,7 @@ class FunctionsHost:
         try:
             await invoke(fn.user_function, {fn.arg_name: request})
         except Exception as exc:
-            log.error(
-                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s",
-                fn.name,
-                invocation_id,
-                (time.monotonic() - started) * 1000,
-                "".join(traceback.format_exception(exc)),
-            )
+            _log_failed(fn.name, invocation_id, started, exc)
             return
         log.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
@@ -1009,6 +997,17 @@ class FunctionsHost:
 # ---------------------------------------------------------------------------------------------------------------
 # conversions
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def _log_failed(name: str, invocation_id: str, started: float, exc: BaseException) -> None:
+    """The host's failure line, with the traceback (the exception is not swallowed: it is the invocation's result)."""
+    log.error(
+        "Executed 'Functions.%s' (Failed, Id=%s, Duration=%.0fms)\n%s",
+        name,
+        invocation_id,
+        (time.monotonic() - started) * 1000,
+        "".join(traceback.format_exception(exc)),
+    )
 
 
 def to_aiohttp_response(result: Any) -> web.Response:

@@ -7,7 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
@@ -54,6 +54,7 @@ def service_bus_message(message: ReceivedMessage) -> ServiceBusMessage:
 class OrderHarness:
     inventory: InventoryHarness
     orders_db_url: str
+    verify_failures: list[str] = field(default_factory=list)
 
     async def resources(self) -> Resources:
         return await container.get_resources()
@@ -77,8 +78,9 @@ class OrderHarness:
         body = {"customer_id": customer, "items": [{"product_id": p, "quantity": q} for p, q in items]}
         return await call("create_order", http_request("POST", "orders", body, headers=headers))
 
-    async def deliver_verify(self, max_rounds: int = 5) -> list[str]:
-        """Feeds queued VerifyOrder messages to the trigger function like the host: complete or abandon."""
+    async def deliver_verify(self, max_rounds: int = 5, *, raise_failures: bool = True) -> list[str]:
+        """Feeds queued VerifyOrder messages to the trigger function like the host: complete on success, abandon
+        on failure. Returns the ids handled; failures are re-raised, or counted in `verify_failures`."""
         queue = await self.queue()
         handled: list[str] = []
         for _ in range(max_rounds):
@@ -90,7 +92,10 @@ class OrderHarness:
                     await FUNCTIONS["verify_order"](service_bus_message(message))
                 except Exception:
                     await queue.abandon(message.lock_token)
-                    raise
+                    if raise_failures:
+                        raise
+                    self.verify_failures.append(message.message_id)
+                    continue
                 await queue.complete(message.lock_token)
                 handled.append(message.message_id)
         return handled
