@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 CHROMIUM = Path(os.environ.get("VALERIX_CHROMIUM", "/usr/bin/chromium"))
 APT_TIMEOUT_S = 900
+APT_ATTEMPTS = 3
 
 
 def chromium_path() -> Path | None:
@@ -51,12 +53,15 @@ def ensure() -> int:
         print(f"{CHROMIUM} is missing and apt-get is not available on this system", file=sys.stderr)
         return 2
     print(f"{CHROMIUM} is missing: installing Debian's chromium package")
-    if _run(["apt-get", "update"]) != 0:
-        print("apt-get update failed", file=sys.stderr)
-        return 1
-    if _run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"]) != 0:
-        print("apt-get install chromium failed", file=sys.stderr)
-        return 1
+    for attempt in range(1, APT_ATTEMPTS + 1):  # a registry hiccup should not fail a whole CI run
+        if _run(["apt-get", "update"]) == 0 and _run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        ) == 0:
+            break
+        print(f"apt-get attempt {attempt}/{APT_ATTEMPTS} failed", file=sys.stderr)
+        if attempt == APT_ATTEMPTS:
+            return 1
+        time.sleep(10 * attempt)
     found = chromium_path()
     if found is None:
         print(f"chromium was installed but {CHROMIUM} is still missing", file=sys.stderr)
