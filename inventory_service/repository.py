@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -55,15 +56,7 @@ class StockRepository:
             if claim.rowcount == 0:
                 recorded = await self._load(conn, order_id)
                 check_replay(recorded, items)
-                return Reservation(
-                    recorded.order_id,
-                    recorded.status,
-                    recorded.items,
-                    recorded.short_product_id,
-                    recorded.reason,
-                    replayed=True,
-                    decided_at=recorded.decided_at,
-                )
+                return replace(recorded, replayed=True)
             available = await self._lock_products(conn, [item.product_id for item in items])
             missing = sorted({item.product_id for item in items} - available.keys())
             if missing:

@@ -147,6 +147,10 @@ class OrderService:
             ReservationStatus.REJECTED: (OrderStatus.REJECTED, outcome.reason or "insufficient stock"),
             ReservationStatus.RELEASED: (OrderStatus.CANCELLED, "cancelled before stock was reserved"),
         }[outcome.status]
+        return await self._move(order, target, via, reason)
+
+    async def _move(self, order: Order, target: OrderStatus, via: SettledVia, reason: str) -> Order:
+        """The one place an order changes state (the seam for per-transition events)."""
         updated = await self.orders.transition(order.order_id, target, via, reason)
         if updated is not None:
             log.info("order %s -> %s via %s", order.order_id, target.value, via.value)
@@ -222,14 +226,7 @@ class OrderService:
             # outcome is 'rejected', not 'cancelled' - record what the inventory decided.
             outcome = ReservationOutcome(ReservationStatus.REJECTED, "insufficient stock (decided before the cancel)")
             return await self._settle(order, outcome, via)
-        updated = await self.orders.transition(order.order_id, OrderStatus.CANCELLED, via, reason)
-        if updated is None:
-            current = await self.orders.get(order.order_id)
-            assert current is not None
-            return current
-        log.info("order %s cancelled via %s", order.order_id, via.value)
-        metrics.record_outcome(OrderStatus.CANCELLED.value, via.value)
-        return updated
+        return await self._move(order, OrderStatus.CANCELLED, via, reason)
 
     # --- reconciler ---------------------------------------------------------------------------------------------
     async def reconcile(self, batch: int = 200) -> ReconcileReport:

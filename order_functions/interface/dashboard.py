@@ -12,6 +12,7 @@ Routes (under the host's `api` prefix):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -97,8 +98,10 @@ def static_file(relative: str) -> Path | None:
     return resolved
 
 
+@functools.cache
 def asset_version() -> str:
-    """One short hash over every static file: changes whenever any asset changes (cache busting)."""
+    """One short hash over every static file: changes whenever any asset changes (cache busting). Computed once
+    per process: the files ship with the app and do not change while it runs (restart after editing them)."""
     digest = hashlib.sha256()
     for path in sorted(STATIC_DIR.rglob("*")):
         if path.is_file():
