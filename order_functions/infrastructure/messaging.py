@@ -1,45 +1,5 @@
-"""Messages on the `verify-order` queue, independent of the transport (Azure Service Bus or the local queue)."""
+"""Moved to `valerix_common.bus.messages` (the inventory publishes too); kept so existing imports keep working."""
 
-from __future__ import annotations
+from valerix_common.bus.messages import MessageLockLost, MessageSender, OutgoingMessage, ReceivedMessage
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    # Duplicate detection keys on this id: a repeat within the queue's window is accepted and dropped.
-    message_id: str
-    body: bytes
-    application_properties: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    # None: deliverable at once. A scheduled copy needs a new message_id (scheduled sends are de-duplicated too).
-    scheduled_enqueue_time_utc: datetime | None = None
-
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    message_id: str
-    body: bytes
-    application_properties: dict[str, str]
-    content_type: str
-    delivery_count: int  # 1 on the first delivery, as Service Bus counts
-    sequence_number: int
-    enqueued_time_utc: datetime
-    locked_until_utc: datetime
-    lock_token: str
-
-
-class MessageLockLost(Exception):
-    """Settling a message whose lock expired (or was never ours): it will be, or was, delivered again."""
-
-
-class MessageSender(Protocol):
-    async def send(self, message: OutgoingMessage) -> None:
-        """Durably enqueues; raises when the bus cannot be reached (the caller logs and relies on the reconciler)."""
-
-    async def check(self) -> None:
-        """Health: raises when the bus cannot be reached."""
-
-    async def close(self) -> None: ...
+__all__ = ["MessageLockLost", "MessageSender", "OutgoingMessage", "ReceivedMessage"]
