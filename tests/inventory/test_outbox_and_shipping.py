@@ -267,3 +267,22 @@ async def test_shipped_stock_cannot_be_released(inventory: InventoryHarness) -> 
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert conserved(inventory, product) == (2, 0, 0, 2)
     assert [kind for kind, _ in events(inventory, order_id)][-1] == "stock.changed"  # nothing after the ship
+
+
+async def test_the_order_sides_client_ships_idempotently(inventory: InventoryHarness) -> None:
+    from order_functions.application.ports import InventoryRefused
+    from order_functions.infrastructure.inventory_client import GrpcInventory
+
+    product = await inventory.new_product(2)
+    order_id = uuid.uuid4()
+    await inventory.stub.ReserveStock(reserve_request([item(product, 1)], str(order_id)))
+    client = GrpcInventory(inventory.target)
+    try:
+        assert await client.ship(order_id, timeout_s=5) is False  # shipped by this call
+        assert await client.ship(order_id, timeout_s=5) is True  # a replay
+        with pytest.raises(InventoryRefused) as refused:
+            await client.ship(uuid.uuid4(), timeout_s=5)
+        assert refused.value.code == "NOT_FOUND"
+    finally:
+        await client.close()
+    assert conserved(inventory, product) == (2, 1, 0, 1)
