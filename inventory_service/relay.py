@@ -69,6 +69,7 @@ class OutboxRelay:
         self.sent = 0
         self.failures = 0
         self.last_error = ""
+        self.failing = False  # the last attempt failed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
@@ -99,6 +100,7 @@ class OutboxRelay:
                 await self._purge_sometimes()
             except Exception as exc:
                 self.failures += 1
+                self.failing = True
                 self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning(
                     "outbox relay to %s failed (%s); retrying in %.1fs", self.destination, self.last_error, backoff,
@@ -108,6 +110,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
             backoff = self.initial_backoff_s
+            self.failing = False
             if relayed < self.batch_size:  # a full batch: more are probably waiting, go on at once
                 await self._wait_for_work()
 
@@ -138,6 +141,16 @@ class OutboxRelay:
         if failure is not None:
             raise RelayError(f"sending event {rows[len(sent)]['event_id']} failed: {failure!r}") from failure
         return len(sent)
+
+    def report(self) -> dict[str, Any]:
+        """For the health side port: informative only (the events wait safely in the outbox)."""
+        return {
+            "status": "failing" if self.failing else "ok",
+            "destination": self.destination,
+            "sent": self.sent,
+            "failures": self.failures,
+            "error": self.last_error if self.failing else "",
+        }
 
     async def backlog(self) -> int:
         async with self.pool.connection() as conn:

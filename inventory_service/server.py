@@ -80,6 +80,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
         raise RuntimeError(f"cannot bind gRPC port {config.grpc_port}")
 
     monitor = HealthMonitor(repository, health_servicer)
+    monitor.relay_report = relay[0].report if relay else None
     await monitor.check_once()
     monitor.start()
     runner = web.AppRunner(health_app(monitor), access_log=None)
