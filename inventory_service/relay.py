@@ -21,9 +21,10 @@ from opentelemetry import propagate, trace
 from inventory_service.config import InventoryConfig
 from inventory_service.domain.events import message_body
 from inventory_service.metrics import OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED, OUTBOX_SEND_FAILURES
-from inventory_service.repository import Conn, Pool, StockRepository
+from inventory_service.repository import Conn, StockRepository
 from valerix_common.bus.messages import MessagePublisher, OutgoingMessage
 from valerix_common.bus.publishers import OpenPublisher, open_topic_publisher
+from valerix_common.db import Pool
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.inventory.relay")

@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from order_functions.infrastructure.local_queue import LocalQueue, Pool, ensure_schema  # the old path still works
+from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema  # the old path still works
 from order_functions.infrastructure.messaging import MessageLockLost, MessageSender, OutgoingMessage, ReceivedMessage
 from tests.support.bus import new_bus_db
-from valerix_common.db import make_pool
+from valerix_common.db import Pool, make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
 
 

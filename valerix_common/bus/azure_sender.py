@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import Any
 
-from valerix_common.bus.messages import OutgoingMessage
+from valerix_common.bus.messages import Sendable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class AzureServiceBusSender:
         self._sender: Any = None
         self._lock = threading.Lock()
 
-    def _send_sync(self, message: OutgoingMessage) -> None:
+    def _send_sync(self, message: Sendable) -> None:
         from azure.servicebus import ServiceBusMessage
 
         sb_message = ServiceBusMessage(
@@ -70,7 +70,7 @@ class AzureServiceBusSender:
                 log.warning("closing a broken Service Bus sender failed", exc_info=True)
             self._sender = None
 
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: Sendable) -> None:
         await asyncio.to_thread(self._send_sync, message)
 
     def _peek_sync(self) -> None:

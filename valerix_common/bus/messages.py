@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -36,7 +37,7 @@ class MessageLockLost(Exception):
 
 
 class MessageSender(Protocol):
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: Sendable) -> None:
         """Durably enqueues; raises when the bus cannot be reached (the caller logs and relies on the reconciler)."""
 
     async def check(self) -> None:
@@ -45,9 +46,25 @@ class MessageSender(Protocol):
     async def close(self) -> None: ...
 
 
+class Sendable(Protocol):
+    """What the transports read from a message: `OutgoingMessage`, or a caller's own type with these fields (the
+    Order Service's ports define theirs, so that its use cases depend on no transport)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def application_properties(self) -> Mapping[str, str]: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def scheduled_enqueue_time_utc(self) -> datetime | None: ...
+
+
 class MessagePublisher(Protocol):
     """What an outbox relay needs: a durable send to a queue or topic, and a way to let go of the link."""
 
-    async def send(self, message: OutgoingMessage) -> None: ...
+    async def send(self, message: Sendable) -> None: ...
 
     async def close(self) -> None: ...

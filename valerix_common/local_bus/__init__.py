@@ -1,12 +1,12 @@
 """The local stand-in for Azure Service Bus, in PostgreSQL: queues, topics with subscriptions, LISTEN/NOTIFY."""
 
+from valerix_common.db import Pool
 from valerix_common.local_bus.notify import BusNotifier, notifier_for, stop_notifier
 from valerix_common.local_bus.queue import (
     MAX_DELIVERY_COUNT_EXCEEDED,
     MIGRATIONS,
     SCHEMA,
     LocalQueue,
-    Pool,
     ensure_schema,
 )
 from valerix_common.local_bus.topics import LocalTopic, subscription_path, subscription_queue

@@ -14,11 +14,11 @@ import weakref
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool, PoolClosed
+from psycopg_pool import PoolClosed
+
+from valerix_common.db import Pool
 
 log = logging.getLogger(__name__)
-
-Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
 CHANNEL = "localbus"
 _LISTEN_READY_TIMEOUT_S = 2.0  # how long a first receiver waits for LISTEN before it just polls

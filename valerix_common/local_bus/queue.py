@@ -32,18 +32,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from valerix_common.bus.messages import MessageLockLost, OutgoingMessage, ReceivedMessage
+from valerix_common.bus.messages import MessageLockLost, ReceivedMessage, Sendable
+from valerix_common.db import Pool
 from valerix_common.local_bus.notify import CHANNEL, notifier_for
 from valerix_common.local_bus.topology import DEFAULT_SUBSCRIPTIONS
 from valerix_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
-
-Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
 SCHEMA = "localbus"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -126,7 +123,7 @@ _SEND_DEDUP = enqueue_sql(FRESH_DEDUP, _QUEUE_TARGET)
 _SEND_PLAIN = enqueue_sql(FRESH_ALWAYS, _QUEUE_TARGET)
 
 
-def message_params(message: OutgoingMessage, dedup_key: str, window_s: float) -> dict[str, Any]:
+def message_params(message: Sendable, dedup_key: str, window_s: float) -> dict[str, Any]:
     return {
         "dedup_key": dedup_key,
         "id": message.message_id,
@@ -306,7 +303,7 @@ class LocalQueue:
     ensure_schema = staticmethod(ensure_schema)
 
     # --- sender ----------------------------------------------------------------------------------------------
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: Sendable) -> None:
         """Durably enqueues (committed on return); a duplicate `message_id` within the window is dropped silently."""
         params = {
             "q": self.queue_name,

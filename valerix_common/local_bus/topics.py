@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from valerix_common.bus.messages import OutgoingMessage
+from valerix_common.bus.messages import Sendable
+from valerix_common.db import Pool
 from valerix_common.local_bus.queue import (
     FRESH_ALWAYS,
     FRESH_DEDUP,
     LocalQueue,
-    Pool,
     enqueue_sql,
     message_params,
 )
@@ -47,11 +47,11 @@ class LocalTopic:
         self.topic_name = topic_name
         self.duplicate_detection_window_s = float(duplicate_detection_window_s)  # 0 or less: off
 
-    async def send(self, message: OutgoingMessage) -> None:
+    async def send(self, message: Sendable) -> None:
         """Durably copies the message to every subscription (committed on return)."""
         await self.publish(message)
 
-    async def publish(self, message: OutgoingMessage) -> int:
+    async def publish(self, message: Sendable) -> int:
         """As `send`; returns how many subscriptions got a copy (0 for a duplicate or with no subscription)."""
         params = {
             "topic": self.topic_name,
