@@ -25,6 +25,7 @@ from order_functions.application.ports import (
     MessageSender,
     Metrics,
     OrderStore,
+    Outbox,
     QueueStats,
     StoreUnavailable,
 )
@@ -33,15 +34,18 @@ from order_functions.application.reconcile import Reconcile
 from order_functions.application.settle_order import SettleOrder
 from order_functions.application.transitions import OrderTransitions
 from order_functions.application.verify_order import VerifyOrder
-from order_functions.application.verify_queue import VerifyQueue
+from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
 from order_functions.infrastructure.inventory_client import GrpcInventory
 from order_functions.infrastructure.local_bus import local_queue
 from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
 from order_functions.infrastructure.metrics import OtelMetrics
+from order_functions.infrastructure.order_outbox import Destinations, OrderOutboxRelay
 from order_functions.infrastructure.orders_repository import MIGRATIONS, OrdersRepository
+from order_functions.infrastructure.relay_runner import RelayRunner
 from order_functions.infrastructure.servicebus_sender import AzureServiceBusSender
 from valerix_common.db import Pool, make_pool
+from valerix_common.local_bus import LocalTopic
 from valerix_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,16 @@ class Adapters:
     inventory: GrpcInventory
     bus: MessageSender
     loop: asyncio.AbstractEventLoop
+    events_bus: MessageSender  # topic order-events
+    outbox: RelayRunner
 
     @property
     def bus_kind(self) -> str:
         return "local-queue" if isinstance(self.bus, LocalQueue) else "azure-service-bus"
 
     async def close(self) -> None:
+        await self.outbox.close()
+        await self.events_bus.close()
         await self.bus.close()
         await self.inventory.close()
         await self.pool.close()
@@ -94,21 +102,21 @@ def wire(
     inventory: Inventory,
     chaos: ChaosControls,
     bus: MessageSender,
+    outbox: Outbox,
     metrics: Metrics,
     bus_kind: str,
     queue_stats: QueueStats | None,
 ) -> OrderServices:
     catalogue = Catalogue(inventory)
-    transitions = OrderTransitions(orders, metrics)
+    transitions = OrderTransitions(orders, metrics, outbox)
     settle = SettleOrder(inventory, transitions, metrics)
-    verify_queue = VerifyQueue(orders, bus, config.verify_queue, config.bus_send_timeout_s)
     release = ReleaseStock(inventory, transitions, metrics, config.inventory_timeout_s)
     return OrderServices(
-        checkout=Checkout(orders, catalogue, settle, verify_queue, config.inventory_timeout_s),
+        checkout=Checkout(orders, catalogue, settle, outbox, config.inventory_timeout_s),
         verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
         cancel_order=CancelOrder(orders, release),
         reconcile=Reconcile(
-            orders, release, verify_queue, metrics,
+            orders, release, outbox, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
         ),
         orders=OrderQueries(orders),
@@ -129,21 +137,25 @@ async def _open_pool(url: str, name: str, min_size: int, max_size: int) -> Pool:
     return pool
 
 
-async def _open_bus(config: OrderConfig) -> tuple[MessageSender, Pool | None]:
+async def _open_bus(config: OrderConfig) -> tuple[MessageSender, MessageSender, Pool | None]:
+    """The verify-order queue's sender, the order-events topic's sender, and the local bus's pool if local."""
     if config.servicebus_namespace or config.servicebus_connection:
-        sender = AzureServiceBusSender(
-            config.verify_queue,
-            namespace=config.servicebus_namespace,
-            connection_string=config.servicebus_connection if not config.servicebus_namespace else "",
+        connection = config.servicebus_connection if not config.servicebus_namespace else ""
+        queue = AzureServiceBusSender(
+            config.verify_queue, namespace=config.servicebus_namespace, connection_string=connection
         )
-        return sender, None
+        topic = AzureServiceBusSender(
+            config.order_events_topic, namespace=config.servicebus_namespace, connection_string=connection,
+            topic=True,
+        )
+        return queue, topic, None
     bus_pool = await _open_pool(config.local_bus_database_url, "local-bus", 1, 10)
     try:
         await ensure_schema(bus_pool)
     except BaseException:
         await bus_pool.close()
         raise
-    return local_queue(bus_pool, config.verify_queue), bus_pool
+    return local_queue(bus_pool, config.verify_queue), LocalTopic(bus_pool, config.order_events_topic), bus_pool
 
 
 async def open_adapters(config: OrderConfig) -> Adapters:
@@ -151,7 +163,7 @@ async def open_adapters(config: OrderConfig) -> Adapters:
     try:
         async with pool.connection() as conn:
             await apply_migrations(conn, MIGRATIONS)
-        bus, bus_pool = await _open_bus(config)
+        bus, events_bus, bus_pool = await _open_bus(config)
     except BaseException:
         await pool.close()
         raise
@@ -160,7 +172,16 @@ async def open_adapters(config: OrderConfig) -> Adapters:
         config.inventory_target, tls=config.inventory_tls, admin_token=config.inventory_admin_token
     )
     log.info("order service adapters ready (bus: %s, inventory: %s)", type(bus).__name__, config.inventory_target)
-    return Adapters(config, pool, bus_pool, orders, inventory, bus, asyncio.get_running_loop())
+    relay = OrderOutboxRelay(
+        pool,
+        Destinations(events=events_bus, events_name=config.order_events_topic, verify=bus,
+                     verify_name=config.verify_queue),
+        verify_message,
+        send_timeout_s=config.bus_send_timeout_s,
+    )
+    outbox = RelayRunner(relay)
+    outbox.kick()  # rows a previous process left unsent go out now, not at the reconciler's next tick
+    return Adapters(config, pool, bus_pool, orders, inventory, bus, asyncio.get_running_loop(), events_bus, outbox)
 
 
 async def build(config: OrderConfig) -> OrderServices:
@@ -171,6 +192,7 @@ async def build(config: OrderConfig) -> OrderServices:
         inventory=adapters.inventory,
         chaos=adapters.inventory,
         bus=adapters.bus,
+        outbox=adapters.outbox,
         metrics=OtelMetrics(adapters.pool, adapters.bus),
         bus_kind=adapters.bus_kind,
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,

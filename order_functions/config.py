@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from order_functions.contracts.order_events import ORDER_EVENTS_TOPIC
 from valerix_common.env import env_bool, env_float, env_int, env_str
 
 # The queue VerifyOrder listens on. The trigger binding needs it as a literal (bindings are read before app settings
@@ -19,6 +20,7 @@ class OrderConfig:
     inventory_timeout_s: float
     verify_timeout_s: float
     verify_queue: str
+    order_events_topic: str
     bus_send_timeout_s: float
     servicebus_namespace: str
     servicebus_connection: str
@@ -42,6 +44,7 @@ class OrderConfig:
             inventory_timeout_s=env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
             verify_timeout_s=env_float("VERIFY_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=120),
             verify_queue=env_str("VERIFY_QUEUE_NAME", VERIFY_QUEUE),
+            order_events_topic=env_str("ORDER_EVENTS_TOPIC", ORDER_EVENTS_TOPIC),
             bus_send_timeout_s=env_float("BUS_SEND_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60),
             servicebus_namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
             servicebus_connection=env_str("ServiceBusConnection"),

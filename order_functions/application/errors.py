@@ -71,3 +71,12 @@ class ChaosSettingsRefused(ApplicationError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"the inventory refused them: {detail}"[:300])
+
+
+class CheckoutTimedOut(ApplicationError):
+    """The order could not be written within the checkout's budget: nothing the customer can rely on was decided
+    (a retry with the same Idempotency-Key replays the order if the write landed after all)."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        super().__init__(f"the order could not be recorded within {budget_s:g}s; retry shortly")

@@ -122,6 +122,17 @@ class KeyMismatch:
 CreateResult = Created | Replay | InFlight | KeyMismatch
 
 
+@dataclass(frozen=True)
+class NewOrderEvent:
+    """An order event as the transition seam makes it; the store adds `version` and `occurred_at` in the statement
+    that makes the transition, so the event commits if and only if the transition does."""
+
+    event_id: UUID
+    event_type: str
+    traceparent: str = ""
+    tracestate: str = ""
+
+
 class OrderReader(Protocol):
     """The read side: what order queries and health need."""
 
@@ -137,16 +148,28 @@ class OrderReader(Protocol):
 class OrderStore(OrderReader, Protocol):
     """Orders and idempotency keys. Every state change is conditional, so concurrent writers agree."""
 
-    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
-        """Claims the key (if any) and inserts the pending order atomically."""
+    async def create(
+        self,
+        order_id: UUID,
+        request: CheckoutRequest,
+        idempotency_key: str | None,
+        *,
+        event: NewOrderEvent,
+        verify_after_s: float,
+    ) -> CreateResult:
+        """Claims the key (if any) and inserts the pending order atomically, with its `order.placed` event and the
+        intent to verify it (due `verify_after_s` after creation, sent only if it is still pending then)."""
 
     async def complete_key(self, customer_id: str, key: str) -> None: ...
 
-    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
-        """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
+    async def transition(
+        self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "", *, event: NewOrderEvent
+    ) -> Order | None:
+        """Moves the order to `to` if its current state allows it, appending `event` in the same statement; None
+        when it does not (someone else won, and no event is written)."""
 
-    async def mark_verify_enqueued(self, order_id: UUID) -> int:
-        """Counts one more VerifyOrder attempt and returns the attempt number."""
+    async def rearm_verify(self, order_id: UUID) -> None:
+        """Makes the order's verify intent due now (the relay sends it if the order is still pending)."""
 
     async def request_cancel(self, order_id: UUID) -> Order | None: ...
 
@@ -181,6 +204,24 @@ class MessageSender(Protocol):
         """Health: raises when the bus cannot be reached."""
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    events: int = 0  # order events published to order-events
+    verifies: int = 0  # VerifyOrder messages sent
+    skipped: int = 0  # verify intents whose order had settled in the meantime
+
+
+class Outbox(Protocol):
+    """The relay of the order outbox (order events and verify intents): the only code that talks to the bus for
+    the write side, always off the customer's request path."""
+
+    def kick(self, delay_s: float = 0.0) -> None:
+        """Asks for a relay pass `delay_s` from now, without waiting for it; never raises."""
+
+    async def relay(self, timeout_s: float) -> RelayReport:
+        """One bounded pass now (the reconciler's backstop); raises when the bus or the database fails."""
 
 
 class QueueStats(Protocol):

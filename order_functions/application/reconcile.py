@@ -1,5 +1,6 @@
-"""The reconciler (a timer): gives up on orders pending too long, finishes requested cancellations, re-sends
-VerifyOrder for stale pending orders, purges expired idempotency keys and refreshes the gauges."""
+"""The reconciler (a timer): gives up on orders pending too long, finishes requested cancellations, re-arms the
+verify intent of stale pending orders, runs the outbox relay once (the backstop for what a recycled instance left
+unsent), purges expired idempotency keys and refreshes the gauges."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from order_functions.application.cancel import ReleaseStock
-from order_functions.application.ports import InventoryUnavailable, Metrics, OrderStore
-from order_functions.application.verify_queue import VerifyQueue
+from order_functions.application.ports import InventoryUnavailable, Metrics, OrderStore, Outbox
 from order_functions.domain.models import SettledVia
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ class ReconcileReport:
     gave_up: int = 0
     cancelled: int = 0
     keys_purged: int = 0
+    relayed: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -28,15 +29,17 @@ class Reconcile:
         self,
         orders: OrderStore,
         release: ReleaseStock,
-        verify_queue: VerifyQueue,
+        outbox: Outbox,
         metrics: Metrics,
         *,
         stale_after_s: float,
         give_up_after_s: float,
+        relay_timeout_s: float = 3.0,
     ) -> None:
         self.orders = orders
         self.release = release
-        self.verify_queue = verify_queue
+        self.outbox = outbox
+        self.relay_timeout_s = relay_timeout_s
         self.metrics = metrics
         self.stale_after_s = stale_after_s
         self.give_up_after_s = give_up_after_s
@@ -46,13 +49,23 @@ class Reconcile:
         report.gave_up = await self.orders.give_up_expired(self.give_up_after_s, batch)
         await self._finish_cancellations(report, batch)
         for order in await self.orders.stale_pending(self.stale_after_s, self.give_up_after_s, batch):
-            await self.verify_queue.enqueue(order.order_id)
+            await self.orders.rearm_verify(order.order_id)
             report.reenqueued += 1
+        await self._relay(report)
         report.keys_purged = await self.orders.purge_expired_keys(1000)
         if report.reenqueued or report.gave_up or report.cancelled:
             log.info("reconciler: %s", report)
         await self.metrics.refresh_gauges()
         return report
+
+    async def _relay(self, report: ReconcileReport) -> None:
+        try:
+            relayed = await self.outbox.relay(self.relay_timeout_s)
+        except Exception as exc:  # the rows wait in the outbox; the next run (or a kick) sends them
+            report.errors.append(f"outbox relay: {exc!r}"[:300])
+            log.warning("reconciler: outbox relay failed, next run retries: %r", exc)
+            return
+        report.relayed = relayed.events + relayed.verifies
 
     async def _finish_cancellations(self, report: ReconcileReport, batch: int) -> None:
         for order in await self.orders.cancel_requested(batch):

@@ -25,11 +25,17 @@ class SettleOrder:
 
     async def __call__(self, order: Order, timeout_s: float, via: SettledVia) -> Order:
         """Raises InventoryUnavailable when the outcome is unknown (the order stays pending)."""
+        return await self.record(order, await self.reserve(order, timeout_s), via)
+
+    async def reserve(self, order: Order, timeout_s: float) -> ReservationOutcome:
+        """The inventory's decision for the order; raises InventoryUnavailable when it is unknown."""
         try:
             with self.metrics.inventory_call("ReserveStock"):
-                outcome = await self.inventory.reserve(order.order_id, order.items, timeout_s)
+                return await self.inventory.reserve(order.order_id, order.items, timeout_s)
         except InventoryRefused as exc:
             # A product vanished between the catalogue check and the call, or the id was reused: final answer.
             log.warning("order %s refused by inventory: %s", order.order_id, exc)
-            outcome = ReservationOutcome(ReservationStatus.REJECTED, f"refused by inventory: {exc.detail}")
+            return ReservationOutcome(ReservationStatus.REJECTED, f"refused by inventory: {exc.detail}")
+
+    async def record(self, order: Order, outcome: ReservationOutcome, via: SettledVia) -> Order:
         return await self.transitions.settle(order, outcome, via)

@@ -1,4 +1,5 @@
-"""Orders, idempotency keys and order events in PostgreSQL. Every state change is a conditional update."""
+"""Orders, idempotency keys and the order outbox in PostgreSQL. Every state change is a conditional update that
+writes its order event in the same statement."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from order_functions.application.ports import (
     CreateResult,
     InFlight,
     KeyMismatch,
+    NewOrderEvent,
     Replay,
     StoreUnavailable,
 )
@@ -33,14 +35,36 @@ _ORDER_COLUMNS = (
     "order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,"
     " verify_attempts, cancel_requested_at"
 )
+# The order, its order.placed event and its verify intent: one statement, so all three commit or none does.
 _INSERT_ORDER = (
     "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"
-    f"  VALUES (%s, %s, 'pending', %s) RETURNING {_ORDER_COLUMNS}),"
-    " e AS (INSERT INTO order_events (order_id, to_status, via)"
-    "  SELECT order_id, 'pending', 'checkout' FROM o)"
+    f"  VALUES (%(id)s, %(customer)s, 'pending', %(items)s) RETURNING {_ORDER_COLUMNS}),"
+    " e AS (INSERT INTO order_events (order_id, to_status, via, event_uuid, customer_id, type, version,"
+    "   traceparent, tracestate)"
+    "  SELECT order_id, 'pending', 'checkout', %(event_id)s, customer_id, %(event_type)s, 1, %(tp)s, %(ts)s FROM o),"
+    " v AS (INSERT INTO verify_outbox (order_id, due_at, traceparent, tracestate)"
+    "  SELECT order_id, created_at + make_interval(secs => %(verify_after)s), %(tp)s, %(ts)s FROM o)"
+    " SELECT * FROM o"
+)
+# Conditional on the source states; the event takes the version bumped under the row lock.
+_TRANSITION = (
+    "WITH before AS (SELECT status FROM orders WHERE order_id = %(id)s),"
+    " o AS (UPDATE orders SET status = %(to)s, updated_at = now(), event_version = event_version + 1,"
+    "   reason = CASE WHEN %(reason)s = '' THEN reason ELSE %(reason)s END,"
+    "   settled_via = COALESCE(settled_via, %(via)s), settled_at = COALESCE(settled_at, now())"
+    "   WHERE order_id = %(id)s AND status = ANY(%(sources)s)"
+    f"  RETURNING {_ORDER_COLUMNS}, event_version),"
+    " e AS (INSERT INTO order_events (order_id, from_status, to_status, via, reason, event_uuid, customer_id, type,"
+    "   version, traceparent, tracestate)"
+    "   SELECT o.order_id, (SELECT status FROM before), o.status, %(via)s, %(reason)s, %(event_id)s, o.customer_id,"
+    "   %(event_type)s, o.event_version, %(tp)s, %(ts)s FROM o)"
     " SELECT * FROM o"
 )
 
+
+def _event_params(event: NewOrderEvent) -> dict[str, Any]:
+    return {"event_id": event.event_id, "event_type": event.event_type, "tp": event.traceparent,
+            "ts": event.tracestate}
 
 def order_from_row(row: dict[str, Any]) -> Order:
     items = row["items"] if not isinstance(row["items"], str) else json.loads(row["items"])
@@ -76,24 +100,34 @@ class OrdersRepository:
         self.pool = pool
         self.in_flight_s = in_flight_s
 
-    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
-        """Claims the key (if any) and inserts the pending order in one transaction."""
+    async def create(
+        self,
+        order_id: UUID,
+        request: CheckoutRequest,
+        idempotency_key: str | None,
+        *,
+        event: NewOrderEvent,
+        verify_after_s: float,
+    ) -> CreateResult:
+        """Claims the key (if any) and inserts the pending order, its event and its verify intent in one
+        transaction."""
+        params = {
+            "id": order_id, "customer": request.customer_id, "verify_after": verify_after_s,
+            "items": Jsonb([[i.product_id, i.quantity] for i in request.items]), **_event_params(event),
+        }
         if idempotency_key is None:
-            # Without a key the order and its event are one statement, atomic on its own: no BEGIN/COMMIT
-            # round trips (two of the checkout's round trips to the orders database).
+            # Without a key the order, its event and its verify intent are one statement, atomic on its own: no
+            # BEGIN/COMMIT round trips (two of the checkout's round trips to the orders database).
             async with connection(self.pool) as conn:
-                return Created(await self._insert(conn, order_id, request))
+                return Created(await self._insert(conn, params))
         async with connection(self.pool) as conn, conn.transaction():
             existing = await self._claim_key(conn, order_id, request, idempotency_key)
             if existing is not None:
                 return existing
-            return Created(await self._insert(conn, order_id, request))
+            return Created(await self._insert(conn, params))
 
-    async def _insert(self, conn: AsyncConnection[dict[str, Any]], order_id: UUID, request: CheckoutRequest) -> Order:
-        cur = await conn.execute(
-            _INSERT_ORDER,
-            (order_id, request.customer_id, Jsonb([[i.product_id, i.quantity] for i in request.items])),
-        )
+    async def _insert(self, conn: AsyncConnection[dict[str, Any]], params: dict[str, Any]) -> Order:
+        cur = await conn.execute(_INSERT_ORDER, params)
         row = await cur.fetchone()
         assert row is not None
         return order_from_row(row)
@@ -149,39 +183,35 @@ class OrdersRepository:
         row = await cur.fetchone()
         return order_from_row(row) if row else None
 
-    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
-        """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
+    async def transition(
+        self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "", *, event: NewOrderEvent
+    ) -> Order | None:
+        """Moves the order to `to` if its current state allows it, with its event; None when it does not."""
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                "WITH before AS (SELECT status FROM orders WHERE order_id = %(id)s),"
-                " o AS (UPDATE orders SET status = %(to)s, updated_at = now(),"
-                "   reason = CASE WHEN %(reason)s = '' THEN reason ELSE %(reason)s END,"
-                "   settled_via = COALESCE(settled_via, %(via)s), settled_at = COALESCE(settled_at, now())"
-                "   WHERE order_id = %(id)s AND status = ANY(%(sources)s)"
-                f"  RETURNING {_ORDER_COLUMNS}),"
-                " e AS (INSERT INTO order_events (order_id, from_status, to_status, via, reason)"
-                "   SELECT o.order_id, (SELECT status FROM before), o.status, %(via)s, %(reason)s FROM o)"
-                " SELECT * FROM o",
+                _TRANSITION,
                 {
                     "id": order_id,
                     "to": to.value,
                     "via": via.value,
                     "reason": reason,
                     "sources": [s.value for s in sources_for(to)],
+                    **_event_params(event),
                 },
             )
             row = await cur.fetchone()
             return order_from_row(row) if row else None
 
-    async def mark_verify_enqueued(self, order_id: UUID) -> int:
+    async def rearm_verify(self, order_id: UUID) -> None:
+        """Due now; an intent already waiting keeps the earlier of the two times."""
         async with connection(self.pool) as conn:
-            cur = await conn.execute(
-                "UPDATE orders SET verify_attempts = verify_attempts + 1, verify_enqueued_at = now()"
-                " WHERE order_id = %s RETURNING verify_attempts",
+            await conn.execute(
+                "INSERT INTO verify_outbox (order_id, due_at) VALUES (%s, now())"
+                " ON CONFLICT (order_id) DO UPDATE SET sent_at = NULL, outcome = '',"
+                "   due_at = CASE WHEN verify_outbox.sent_at IS NULL THEN LEAST(verify_outbox.due_at, now())"
+                "   ELSE now() END",
                 (order_id,),
             )
-            row = await cur.fetchone()
-            return int(row["verify_attempts"]) if row else 0
 
     async def request_cancel(self, order_id: UUID) -> Order | None:
         """Records the intent first, so a crash between the release and the state change is finished later."""

@@ -116,6 +116,8 @@ _MAPPING: list[tuple[type[Exception], Callable[[Any], Problem]]] = [
     (errors.AdminApiDisabled, lambda e: Problem(404, "Not found", str(e), "admin-api-disabled")),
     (errors.ChaosAdminRefused, lambda e: Problem(503, "Chaos controls unavailable", str(e), "chaos-admin-refused")),
     (errors.ChaosSettingsRefused, lambda e: Problem(422, "Invalid chaos settings", str(e), "validation-failed")),
+    (errors.CheckoutTimedOut, lambda e: Problem(503, "Order not recorded in time", str(e), "checkout-timed-out",
+                                                headers=RETRY_AFTER)),
     (InventoryUnavailable, _inventory_unavailable),
     (StoreUnavailable, _store_unavailable),
 ]

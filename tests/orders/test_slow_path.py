@@ -12,7 +12,8 @@ import psycopg
 from azure.functions.timer import TimerRequest
 
 from inventory_service.middleware.chaos import ChaosSettings
-from order_functions.domain.models import LineItem
+from order_functions.application.transitions import new_event
+from order_functions.domain.models import LineItem, OrderStatus
 from order_functions.domain.validation import CheckoutRequest
 from protos import inventory_pb2 as pb
 from tests.support.inventory import InventoryHarness, item, reserve_request, spawn_inventory, wait_serving
@@ -63,6 +64,7 @@ async def test_verify_twice_concurrently_with_the_late_http_call_settles_once(
         try:
             status, body, _ = await orders.checkout([(product, 1)])
             assert status == 202
+            await orders.relay_outbox()
             queue = await orders.queue()
             [message] = [m for m in await queue.receive(max_messages=20) if body["order_id"] in m.message_id]
             duplicate = service_bus_message(message)
@@ -114,7 +116,10 @@ async def test_reconciler_settles_an_order_whose_message_was_never_sent(
         resources = await orders.resources()
         order_id = uuid.uuid4()
         # the process died right after inserting the order: no gRPC call, no message
-        await resources.orders.create(order_id, CheckoutRequest("c-crash", (LineItem(product, 1),)), None)
+        await resources.orders.create(
+            order_id, CheckoutRequest("c-crash", (LineItem(product, 1),)), None,
+            event=new_event(OrderStatus.PENDING), verify_after_s=60,
+        )
         await asyncio.sleep(0.6)
         await FUNCTIONS["reconcile_orders"](TimerRequest(past_due=False))
         handled = await orders.deliver_verify()
@@ -158,7 +163,10 @@ async def test_reconciler_gives_up_with_a_tombstone_that_fences_the_late_request
         product = await inventory.new_product(3)
         resources = await orders.resources()
         order_id = uuid.uuid4()
-        await resources.orders.create(order_id, CheckoutRequest("c-late", (LineItem(product, 2),)), None)
+        await resources.orders.create(
+            order_id, CheckoutRequest("c-late", (LineItem(product, 2),)), None,
+            event=new_event(OrderStatus.PENDING), verify_after_s=60,
+        )
         orders.sql("UPDATE orders SET created_at = now() - interval '5 seconds' WHERE order_id = %s", order_id)
         await FUNCTIONS["reconcile_orders"](TimerRequest(past_due=False))
         settled = await _get(orders, str(order_id))
@@ -192,7 +200,10 @@ async def test_cancel_of_a_pending_order_that_inventory_had_rejected_records_rej
     product = await orders.inventory.new_product(1)
     resources = await orders.resources()
     order_id = uuid.uuid4()
-    await resources.orders.create(order_id, CheckoutRequest("c-lost-reply", (LineItem(product, 5),)), None)
+    await resources.orders.create(
+        order_id, CheckoutRequest("c-lost-reply", (LineItem(product, 5),)), None,
+        event=new_event(OrderStatus.PENDING), verify_after_s=60,
+    )
     decided = await orders.inventory.stub.ReserveStock(reserve_request([item(product, 5)], str(order_id)))
     assert decided.status == pb.RESERVATION_STATUS_REJECTED
     status, body, _ = await call("cancel_order", http_request("POST", "x", route_params={"order_id": str(order_id)}))

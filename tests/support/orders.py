@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -81,9 +83,27 @@ class OrderHarness:
         body = {"customer_id": customer, "items": [{"product_id": p, "quantity": q} for p, q in items]}
         return await call("create_order", http_request("POST", "orders", body, headers=headers))
 
+    async def relay_outbox(self, wait_due_s: float = 5.0) -> None:
+        """Runs the order outbox relay until nothing is unsent, waiting (at most `wait_due_s`) for the verify
+        intents of pending orders to fall due, as the process's own kicks would."""
+        outbox = (await self.resources()).outbox
+        give_up = time.monotonic() + wait_due_s
+        while True:
+            await outbox.relay(10.0)
+            rows = self.sql(
+                "SELECT extract(epoch FROM min(v.due_at) - now())::float8 FROM verify_outbox v"
+                " JOIN orders o USING (order_id) WHERE v.sent_at IS NULL AND o.status = 'pending'"
+            )
+            due_in = rows[0][0] if rows else None
+            if due_in is None or time.monotonic() + due_in > give_up:
+                return
+            await asyncio.sleep(max(due_in, 0.0) + 0.01)
+
     async def deliver_verify(self, max_rounds: int = 5, *, raise_failures: bool = True) -> list[str]:
-        """Feeds queued VerifyOrder messages to the trigger function like the host: complete on success, abandon
-        on failure. Returns the ids handled; failures are re-raised, or counted in `verify_failures`."""
+        """Relays the outbox, then feeds queued VerifyOrder messages to the trigger function like the host:
+        complete on success, abandon on failure. Returns the ids handled; failures are re-raised, or counted in
+        `verify_failures`."""
+        await self.relay_outbox()
         queue = await self.queue()
         handled: list[str] = []
         for _ in range(max_rounds):

@@ -6,7 +6,7 @@ import pytest
 
 from order_functions.bootstrap import OrderServices, wire
 from order_functions.config import OrderConfig
-from tests.unit.fakes import FakeBus, FakeInventory, FakeMetrics, FakeStore, config
+from tests.unit.fakes import FakeBus, FakeInventory, FakeMetrics, FakeOutbox, FakeStore, config
 
 
 @dataclass
@@ -16,17 +16,20 @@ class World:
     store: FakeStore
     inventory: FakeInventory
     bus: FakeBus
+    events_bus: FakeBus
+    outbox: FakeOutbox
     metrics: FakeMetrics
     services: OrderServices
 
 
 def build_world(cfg: OrderConfig | None = None) -> World:
-    store, inventory, bus, metrics = FakeStore(), FakeInventory(), FakeBus(), FakeMetrics()
+    store, inventory, bus, events_bus, metrics = FakeStore(), FakeInventory(), FakeBus(), FakeBus(), FakeMetrics()
+    outbox = FakeOutbox(store, bus, events_bus)
     services = wire(
-        cfg or config(), orders=store, inventory=inventory, chaos=inventory, bus=bus, metrics=metrics,
-        bus_kind="fake", queue_stats=bus,
+        cfg or config(), orders=store, inventory=inventory, chaos=inventory, bus=bus, outbox=outbox,
+        metrics=metrics, bus_kind="fake", queue_stats=bus,
     )
-    return World(store, inventory, bus, metrics, services)
+    return World(store, inventory, bus, events_bus, outbox, metrics, services)
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ order per (customer, Idempotency-Key) with the body's fingerprint, and the in-fl
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from order_functions.application.ports import (
     ChaosSwitches,
@@ -20,14 +21,18 @@ from order_functions.application.ports import (
     InventoryRefused,
     InventoryUnavailable,
     KeyMismatch,
+    NewOrderEvent,
     OutgoingMessage,
     ProductView,
+    RelayReport,
     ReleaseOutcome,
     Replay,
     ReservationOutcome,
     ReservationStatus,
 )
+from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
+from order_functions.contracts.order_events import event_type_for
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
 from order_functions.domain.validation import CheckoutRequest
 
@@ -36,7 +41,8 @@ def config(**overrides: object) -> OrderConfig:
     values: dict[str, object] = {
         "orders_database_url": "postgresql://unused", "inventory_target": "unused:0", "inventory_tls": False,
         "inventory_timeout_s": 2.0, "verify_timeout_s": 15.0, "verify_queue": "verify-order",
-        "bus_send_timeout_s": 1.0, "servicebus_namespace": "", "servicebus_connection": "",
+        "order_events_topic": "order-events", "bus_send_timeout_s": 1.0, "servicebus_namespace": "",
+        "servicebus_connection": "",
         "local_bus_database_url": "", "stale_after_s": 30.0, "give_up_after_s": 600.0,
         "idempotency_in_flight_s": 30.0, "admin_api_enabled": True, "inventory_admin_token": "", "db_pool_size": 1,
     }
@@ -63,6 +69,10 @@ class FakeStore:
         self.verify_enqueued_at: dict[UUID, datetime] = {}
         self.expired_keys = 0
         self.cut_in: dict[UUID, OrderStatus] = {}  # a concurrent writer that wins the next transition of an order
+        # the outbox: (order id, event, version) in commit order, and verify intents by order id (due time)
+        self.outbox_events: list[tuple[UUID, NewOrderEvent, int]] = []
+        self.verify_due: dict[UUID, datetime] = {}
+        self.write_delay_s = 0.0  # a slow orders database: every write takes this long
 
     def add(self, order_id: UUID, req: CheckoutRequest, *, age_s: float = 0.0,
             status: OrderStatus = OrderStatus.PENDING) -> Order:
@@ -71,7 +81,11 @@ class FakeStore:
         self.orders[order_id] = order
         return order
 
-    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
+    async def create(
+        self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None, *, event: NewOrderEvent,
+        verify_after_s: float,
+    ) -> CreateResult:
+        await asyncio.sleep(self.write_delay_s)
         if idempotency_key is not None:
             key = self.keys.get((request.customer_id, idempotency_key))
             if key is not None:
@@ -81,7 +95,10 @@ class FakeStore:
                     return InFlight(key.order_id)
                 return Replay(self.orders[key.order_id])
             self.keys[(request.customer_id, idempotency_key)] = _Key(request.fingerprint(), order_id)
-        return Created(self.add(order_id, request))
+        order = self.add(order_id, request)
+        self.outbox_events.append((order_id, event, 1))
+        self.verify_due[order_id] = order.created_at + timedelta(seconds=verify_after_s)
+        return Created(order)
 
     async def complete_key(self, customer_id: str, key: str) -> None:
         self.keys[(customer_id, key)].completed = True
@@ -89,13 +106,26 @@ class FakeStore:
     async def get(self, order_id: UUID) -> Order | None:
         return self.orders.get(order_id)
 
-    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
-        if order_id in self.cut_in:
-            self._apply(order_id, self.cut_in.pop(order_id), SettledVia.VERIFY_ORDER, "")
+    async def transition(
+        self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "", *, event: NewOrderEvent
+    ) -> Order | None:
+        await asyncio.sleep(self.write_delay_s)
+        if order_id in self.cut_in:  # the other writer's transition, with its own event
+            winner = self.cut_in.pop(order_id)
+            self._record(order_id, NewOrderEvent(uuid4(), event_type_for(winner.value)))
+            self._apply(order_id, winner, SettledVia.VERIFY_ORDER, "")
         current = self.orders[order_id]
         if current.status not in sources_for(to):
             return None
+        self._record(order_id, event)
         return self._apply(order_id, to, via, reason)
+
+    def _record(self, order_id: UUID, event: NewOrderEvent) -> None:
+        version = 1 + sum(1 for o, *_ in self.outbox_events if o == order_id)
+        self.outbox_events.append((order_id, event, version))
+
+    async def rearm_verify(self, order_id: UUID) -> None:
+        self.verify_due[order_id] = min(self.verify_due.get(order_id, datetime.now(UTC)), datetime.now(UTC))
 
     def _apply(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str) -> Order:
         current = self.orders[order_id]
@@ -109,6 +139,7 @@ class FakeStore:
         return updated
 
     async def mark_verify_enqueued(self, order_id: UUID) -> int:
+        """What the relay records when it sent a VerifyOrder (not a port method: the relay's own SQL)."""
         order = self.orders[order_id]
         self.orders[order_id] = dataclasses.replace(order, verify_attempts=order.verify_attempts + 1)
         self.verify_enqueued_at[order_id] = datetime.now(UTC)
@@ -158,6 +189,44 @@ class FakeStore:
         return None
 
 
+class FakeOutbox:
+    """The Outbox port on the fake store: `kick` only records; `relay` does what the real relay does (events to
+    the events bus; due verify intents of pending orders to the verify bus, settled ones skipped)."""
+
+    def __init__(self, store: FakeStore, bus: FakeBus, events_bus: FakeBus) -> None:
+        self.store = store
+        self.bus = bus
+        self.events_bus = events_bus
+        self.kicks: list[float] = []
+        self.published = 0
+        self.clock_offset_s = 0.0  # lets a test move "now" past the verify intents' due time
+
+    def kick(self, delay_s: float = 0.0) -> None:
+        self.kicks.append(delay_s)
+
+    async def relay(self, timeout_s: float) -> RelayReport:
+        events = 0
+        for order_id, event, version in self.store.outbox_events[self.published:]:
+            body = f'{{"event_id":"{event.event_id}","type":"{event.event_type}","version":{version}}}'.encode()
+            await self.events_bus.send(OutgoingMessage(str(event.event_id), body, {"order_id": str(order_id)}))
+            self.published += 1
+            events += 1
+        now = datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+        verifies = skipped = 0
+        for order_id, due in sorted(self.store.verify_due.items(), key=lambda kv: kv[1]):
+            if due > now:
+                continue
+            order = self.store.orders[order_id]
+            if order.is_pending:
+                await self.bus.send(verify_message(order_id, order.verify_attempts + 1))
+                await self.store.mark_verify_enqueued(order_id)
+                verifies += 1
+            else:
+                skipped += 1
+            del self.store.verify_due[order_id]
+        return RelayReport(events=events, verifies=verifies, skipped=skipped)
+
+
 class FakeInventory:
     """Answers RESERVED unless told otherwise; `down` makes every call's outcome unknown."""
 
@@ -171,6 +240,8 @@ class FakeInventory:
         self.list_calls = 0
         self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
         self.chaos_refusal: InventoryRefused | None = None
+        self.reserve_delay_s = 0.0  # a slow inventory: past the caller's timeout the outcome is unknown
+        self.reserve_timeouts: list[float] = []
 
     def _unavailable(self) -> None:
         if self.down:
@@ -178,6 +249,11 @@ class FakeInventory:
 
     async def reserve(self, order_id: UUID, items: tuple[LineItem, ...], timeout_s: float) -> ReservationOutcome:
         self._unavailable()
+        self.reserve_timeouts.append(timeout_s)
+        if self.reserve_delay_s > timeout_s:
+            await asyncio.sleep(timeout_s)
+            raise InventoryUnavailable("DEADLINE_EXCEEDED", "fake inventory is slow")
+        await asyncio.sleep(self.reserve_delay_s)
         if isinstance(self.reserve_answer, Exception):
             raise self.reserve_answer
         self.reserved.append(order_id)
