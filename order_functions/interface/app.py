@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from order_functions.addons.notifications import functions as notifications
 from order_functions.interface import bus_functions, dashboard, http_api
 from order_functions.interface.telemetry_setup import setup_telemetry
 
@@ -17,6 +18,7 @@ def build_app() -> func.FunctionApp:
     function_app.register_functions(http_api.bp)
     function_app.register_functions(bus_functions.bp)
     function_app.register_functions(dashboard.bp)
+    function_app.register_functions(notifications.bp)  # an add-on on order-events (order_functions/addons)
     return function_app
 
 

@@ -105,3 +105,25 @@ async def test_errors_over_http_are_problem_json(stack: tuple[Api, OrderHarness]
     assert orders.count("orders") == before
     status, stats, _ = await api.request("GET", "/stats/latency")
     assert status == 200 and stats["window_s"] == 30.0 and stats["state"] in {"OK", "SLOW"}
+
+
+async def test_notifications_reach_the_customer_through_the_topic_trigger(stack: tuple[Api, OrderHarness]) -> None:
+    """The local host feeds the add-on's order-events subscription as Azure would: confirmed, then cancelled."""
+    api, orders = stack
+    product = await orders.inventory.new_product(3)
+    order = {"customer_id": "carol", "items": [{"product_id": product, "quantity": 1}]}
+    status, created, _ = await api.request("POST", "/orders", json=order)
+    assert status == 201 and created["status"] == "confirmed"
+    status, _, _ = await api.request("POST", f"/orders/{created['order_id']}/cancel")
+    assert status == 200
+    found: list[dict[str, Any]] = []
+    for _ in range(100):  # bounded: 100 polls x 0.1 s
+        status, body, _ = await api.request("GET", f"/orders/{created['order_id']}/notifications")
+        assert status == 200
+        found = body["notifications"]
+        if len(found) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [n["type"] for n in found] == ["order.confirmed", "order.cancelled"]
+    status, mine, _ = await api.request("GET", "/notifications", params={"customer_id": "carol"})
+    assert status == 200 and {n["order_id"] for n in mine["notifications"]} == {created["order_id"]}

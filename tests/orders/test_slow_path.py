@@ -12,6 +12,7 @@ import psycopg
 from azure.functions.timer import TimerRequest
 
 from inventory_service.middleware.chaos import ChaosSettings
+from order_functions.application.ports import OutgoingMessage
 from order_functions.application.transitions import new_event
 from order_functions.domain.models import LineItem, OrderStatus
 from order_functions.domain.validation import CheckoutRequest
@@ -213,10 +214,11 @@ async def test_cancel_of_a_pending_order_that_inventory_had_rejected_records_rej
     assert orders.inventory.available(product) == 1
 
 
-async def test_unreachable_bus_does_not_hold_the_answer_and_the_reconciler_recovers(
+async def test_unreachable_bus_does_not_hold_the_answer_and_the_order_settles_when_it_returns(
     inventory: InventoryHarness, orders_db_url: str, pg_server
 ) -> None:  # type: ignore[no-untyped-def]
-    """The bus database refuses connections: checkout still answers 202 within budget + send timeout."""
+    """The bus database refuses connections: checkout still answers 202 and never tries the bus itself; the relay
+    (off the request path) fails, and once the bus is back the order is verified and settles."""
     if pg_server is None:
         import pytest
 
@@ -226,22 +228,56 @@ async def test_unreachable_bus_does_not_hold_the_answer_and_the_reconciler_recov
                 "LOCAL_BUS_DATABASE_URL": bus_url, "RECONCILE_STALE_AFTER_SECONDS": "0.5"}
     async with order_app(inventory, orders_db_url, **settings) as orders:
         product = await inventory.new_product(3)
+        resources = await orders.resources()
+        sends: list[tuple[asyncio.Task[object] | None, str, bool]] = []
+        for sender in (resources.bus, resources.events_bus):
+            spy_on_sends(sender, sends)
         admin = pg_server.url()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("ALTER DATABASE bus_outage ALLOW_CONNECTIONS false")
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bus_outage'")
         inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=0.5, max_delay_s=0.5))
         try:
-            started = time.monotonic()
+            request_task = asyncio.current_task()
             status, body, _ = await orders.checkout([(product, 1)])
-            elapsed = time.monotonic() - started
+            answered_with = list(sends)
+            order_id = uuid.UUID(body["order_id"])
+            assert status == 202 and body["status"] == "pending"
+            assert all(task is not request_task for task, _, _ in answered_with)  # no send on the request path
+            assert orders.sql("SELECT count(*) FROM verify_outbox WHERE order_id = %s", order_id) == [(1,)]
+            for _ in range(100):  # bounded: the relay's first attempt (after the budget) meets the outage
+                if any(not ok and message_id == f"verify-{order_id}" for _, message_id, ok in sends):
+                    break
+                await asyncio.sleep(0.05)
+            failed = [(task, ok) for task, message_id, ok in sends if message_id == f"verify-{order_id}"]
+            assert failed and not failed[0][1] and failed[0][0] is not request_task
+            [(attempts, error)] = orders.sql(
+                "SELECT attempts, last_error FROM verify_outbox WHERE order_id = %s", order_id
+            )
+            assert attempts >= 1 and error  # recorded on the outbox row, still unsent
         finally:
             inventory.running.chaos.update(ChaosSettings())
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute("ALTER DATABASE bus_outage ALLOW_CONNECTIONS true")
-        assert status == 202 and elapsed < 0.2 + 0.5 + 0.6, elapsed
         await asyncio.sleep(0.6)
-        await FUNCTIONS["reconcile_orders"](TimerRequest(past_due=False))
-        await orders.deliver_verify()
+        await FUNCTIONS["reconcile_orders"](TimerRequest(past_due=False))  # the backstop, if no retry came first
+        handled = await orders.deliver_verify()
+        assert any(str(order_id) in m for m in handled)
         assert (await _get(orders, body["order_id"]))["status"] == "confirmed"
         assert inventory.available(product) == 2
+        assert orders.sql("SELECT count(*) FROM verify_outbox WHERE sent_at IS NULL") == [(0,)]
+
+
+def spy_on_sends(sender: object, sends: list[tuple[asyncio.Task[object] | None, str, bool]]) -> None:
+    """Records which task sent what (and whether it worked) on a real sender, then lets the real send happen."""
+    real_send = sender.send  # type: ignore[attr-defined]
+
+    async def send(message: OutgoingMessage) -> None:
+        try:
+            await real_send(message)
+        except BaseException:
+            sends.append((asyncio.current_task(), message.message_id, False))
+            raise
+        sends.append((asyncio.current_task(), message.message_id, True))
+
+    sender.send = send  # type: ignore[attr-defined]

@@ -150,14 +150,14 @@ async def order_app(inventory: InventoryHarness, orders_db_url: str, **overrides
         "LOCAL_BUS_DUPLICATE_WINDOW_S": "600",
         **overrides,
     }
-    await bootstrap.shutdown()
+    await function_app.shutdown()
     with environment(settings):
         try:
             harness = OrderHarness(inventory, orders_db_url)
             await harness.resources()  # migrations applied, clients up, as after the host's first call
             yield harness
         finally:
-            await bootstrap.shutdown()
+            await function_app.shutdown()
 
 
 def new_key() -> str:

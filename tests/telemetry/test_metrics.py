@@ -8,6 +8,7 @@ from typing import Any
 
 from azure.functions.servicebus import ServiceBusMessage
 
+from order_functions.application.checkout import RECORD_RESERVE_S
 from order_functions.application.verify_queue import verify_message
 from order_functions.infrastructure import metrics as order_metrics
 from tests.support.orders import FUNCTIONS
@@ -57,7 +58,8 @@ async def test_order_flows_record_outcomes_latency_deadline_misses_and_gauges(
     assert delta("valerix.inventory.call.duration", **ok) >= 2  # the fast checkout and VerifyOrder's call
     assert delta("valerix.inventory.call.duration", **missed) >= 1
     [miss_point] = [p for p in after["valerix.inventory.call.duration"] if dict(p.attributes) == missed]
-    assert miss_point.max >= 0.25  # it waited for (about) the 0.3 s deadline
+    # it waited for (about) the 0.3 s budget, less what the checkout keeps back to record an answer in time
+    assert miss_point.max >= 0.3 - RECORD_RESERVE_S - 0.05
     assert delta("valerix.gremlin.delay") >= 1  # inventory side: the injected 0.6 s
     assert max(p.max for p in after["valerix.gremlin.delay"]) >= 0.6
     assert delta("valerix.verify.redeliveries") >= 1

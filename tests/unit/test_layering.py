@@ -50,3 +50,19 @@ def test_http_status_codes_and_problems_live_in_the_interface() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in outside
                  if "STATUS_CODE_FOR" in p.read_text(encoding="utf-8") or "class Problem" in p.read_text("utf-8")]
     assert offenders == []
+
+
+def test_the_event_contract_and_the_add_ons_stay_apart_from_the_core() -> None:
+    """Add-ons depend on the published contract (and the shared HTTP plumbing), never on order internals; the
+    contract itself depends on nothing of the Order Service."""
+    allowed_for_addons = ("order_functions.contracts", "order_functions.addons",
+                          "order_functions.interface.http_support", "order_functions.interface.problems")
+    checks = [(PACKAGE / "contracts", ()), (PACKAGE / "addons", allowed_for_addons)]
+    leaks = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for folder, allowed in checks
+        for path in sorted(folder.rglob("*.py"))
+        for name in sorted(imported_modules(path))
+        if name.startswith("order_functions") and not any(name == ok or name.startswith(ok + ".") for ok in allowed)
+    ]
+    assert leaks == []
