@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from devstack.chaos.collect import order_counts, snapshot
+from devstack.chaos.collect import order_counts, outbox_backlog, snapshot
 from devstack.chaos.faults import (
     CALM,
     FAULT_KINDS,
@@ -123,16 +123,19 @@ def stack_env(s: Settings) -> dict[str, str]:
 
 
 async def wait_quiescent(url: str, timeout_s: float, grace_s: float, progress: Progress) -> tuple[bool, float]:
-    """No pending order and no outstanding cancellation, twice, `grace_s` apart (late Gremlin calls land)."""
+    """No pending order, no outstanding cancellation and an empty order outbox (events applied by the add-on too),
+    twice, `grace_s` apart (late Gremlin calls land)."""
     started = time.monotonic()
     stable_since: float | None = None
     while time.monotonic() - started < timeout_s:
         try:
             counts = await order_counts(url)
+            counts["outbox_backlog"] = await outbox_backlog(url)
         except Exception as exc:  # the database may be coming back
             log.info("quiescence poll failed: %r", exc)
             counts = {"pending": -1}
-        if counts.get("pending", 0) == 0 and counts.get("cancel_outstanding", 0) == 0:
+        if counts.get("pending", 0) == 0 and counts.get("cancel_outstanding", 0) == 0 \
+                and counts.get("outbox_backlog", 0) == 0:
             stable_since = stable_since or time.monotonic()
             if time.monotonic() - stable_since >= grace_s:
                 return True, time.monotonic() - started

@@ -12,7 +12,16 @@ import aiohttp
 import psycopg
 from psycopg.rows import dict_row
 
-from devstack.chaos.invariants import IdempotencyRow, Items, OrderRow, ProductRow, ReservationRow, Snapshot
+from devstack.chaos.invariants import (
+    ConsumerRow,
+    IdempotencyRow,
+    Items,
+    OrderEventRow,
+    OrderRow,
+    ProductRow,
+    ReservationRow,
+    Snapshot,
+)
 
 
 def parse_items(raw: Any) -> Items:
@@ -70,6 +79,51 @@ async def read_orders(url: str) -> tuple[list[OrderRow], list[IdempotencyRow], d
     return orders, idem, times
 
 
+async def read_outbox(url: str) -> tuple[list[OrderEventRow], int, list[ConsumerRow] | None]:
+    """The order outbox and, when its schema exists, what the notifications add-on applied."""
+    async with await psycopg.AsyncConnection.connect(url, row_factory=dict_row) as conn:
+        cur = await conn.execute(
+            "SELECT event_uuid::text AS event_id, order_id::text AS order_id, type, version,"
+            " sent_at IS NOT NULL AS sent FROM order_events"
+        )
+        events = [OrderEventRow(r["event_id"], r["order_id"], r["type"], int(r["version"]), bool(r["sent"]))
+                  for r in await cur.fetchall()]
+        cur = await conn.execute("SELECT count(*) AS n FROM verify_outbox WHERE sent_at IS NULL")
+        row = await cur.fetchone()
+        verify_unsent = int(row["n"]) if row else 0
+        cur = await conn.execute("SELECT to_regclass('notifications.processed_events') IS NOT NULL AS present")
+        row = await cur.fetchone()
+        if not (row and row["present"]):
+            return events, verify_unsent, None
+        cur = await conn.execute(
+            "SELECT p.event_id::text AS event_id, p.type, count(n.event_id) AS notifications"
+            " FROM notifications.processed_events p LEFT JOIN notifications.notifications n USING (event_id)"
+            " GROUP BY p.event_id, p.type"
+        )
+        consumer = [ConsumerRow(r["event_id"], r["type"], int(r["notifications"])) for r in await cur.fetchall()]
+    return events, verify_unsent, consumer
+
+
+async def outbox_backlog(url: str) -> int:
+    """Outbox rows not yet sent plus sent order events the notifications add-on has not applied yet."""
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=3) as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT count(*) FROM order_events WHERE sent_at IS NULL)"
+            " + (SELECT count(*) FROM verify_outbox WHERE sent_at IS NULL),"
+            " to_regclass('notifications.processed_events') IS NOT NULL"
+        )
+        row = await cur.fetchone()
+        backlog, consumer_present = (int(row[0]), bool(row[1])) if row else (0, False)
+        if consumer_present:  # a separate statement: the table may not exist before the add-on's first event
+            cur = await conn.execute(
+                "SELECT count(*) FROM order_events e WHERE e.sent_at IS NOT NULL AND NOT EXISTS"
+                " (SELECT 1 FROM notifications.processed_events p WHERE p.event_id = e.event_uuid)"
+            )
+            row = await cur.fetchone()
+            backlog += int(row[0]) if row else 0
+    return backlog
+
+
 async def read_api(base: str, order_ids: list[str], concurrency: int = 16) -> tuple[dict[str, str | None],
                                                                                      dict[str, int]]:
     statuses: dict[str, str | None] = {}
@@ -106,6 +160,7 @@ async def snapshot(env: dict[str, str], base: str, client_keys: dict[tuple[str, 
     orders, idem, times = await read_orders(env["ORDERS_DATABASE_URL"])
     api_orders, api_products = await read_api(base, [o.order_id for o in orders])
     snap = Snapshot(products, reservations, orders, idem, client_keys, set(seen), api_orders, api_products)
+    snap.order_events, snap.verify_unsent, snap.consumer = await read_outbox(env["ORDERS_DATABASE_URL"])
     return snap, times
 
 

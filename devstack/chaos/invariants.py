@@ -45,6 +45,26 @@ class IdempotencyRow:
     order_id: str
 
 
+@dataclass(frozen=True)
+class OrderEventRow:
+    """One row of the order outbox (order_events) and whether the relay has sent it."""
+
+    event_id: str
+    order_id: str
+    type: str  # order.placed | order.confirmed | ...
+    version: int
+    sent: bool
+
+
+@dataclass(frozen=True)
+class ConsumerRow:
+    """What the notifications add-on applied: each event id once, and the notification it wrote (if any)."""
+
+    event_id: str
+    type: str
+    notifications: int  # rows in notifications.notifications for this event
+
+
 @dataclass
 class Snapshot:
     """What the checker reads: both databases, what the clients saw, and what the public API answered."""
@@ -60,6 +80,10 @@ class Snapshot:
     # the public API's view (None: not read)
     api_order_status: dict[str, str | None] | None = None  # order_id -> status, None when the API answered 404
     api_product_available: dict[str, int] | None = None
+    # the order outbox and the notifications add-on (None: not read)
+    order_events: list[OrderEventRow] | None = None
+    verify_unsent: int = 0  # verify intents the relay has not sent (or skipped)
+    consumer: list[ConsumerRow] | None = None
 
 
 @dataclass
@@ -225,6 +249,70 @@ def check_api_agrees(snap: Snapshot) -> InvariantResult:
     return res
 
 
+_TERMINAL_EVENTS = {"order.confirmed", "order.rejected", "order.cancelled", "order.shipped"}
+
+
+def _event_type(status: str) -> str:
+    return "order.placed" if status == "pending" else f"order.{status}"
+
+
+def check_one_event_per_transition(snap: Snapshot) -> InvariantResult:
+    res = InvariantResult(
+        "order_events_one_per_transition",
+        "each order's events are versions 1..n from order.placed to its current state, each terminal event once",
+        0 if snap.order_events is None else len(snap.orders),
+    )
+    if snap.order_events is None:
+        return res
+    by_order: dict[str, list[OrderEventRow]] = defaultdict(list)
+    for e in snap.order_events:
+        by_order[e.order_id].append(e)
+    for o in snap.orders:
+        events = sorted(by_order.get(o.order_id, []), key=lambda e: e.version)
+        types = [e.type for e in events]
+        if [e.version for e in events] != list(range(1, len(events) + 1)):
+            res.add(f"order {o.order_id}: versions {[e.version for e in events]} are not 1..{len(events)}")
+        elif not events or types[0] != "order.placed" or types[-1] != _event_type(o.status):
+            res.add(f"order {o.order_id} {o.status}: events {types}")
+        elif any(types.count(t) > 1 for t in _TERMINAL_EVENTS):
+            res.add(f"order {o.order_id}: a terminal event twice in {types}")
+    return res
+
+
+def check_outbox_drained(snap: Snapshot) -> InvariantResult:
+    unsent = [e for e in snap.order_events or [] if not e.sent]
+    res = InvariantResult("outbox_drained", "after quiescence no order event or verify intent is left unsent",
+                          0 if snap.order_events is None else len(snap.order_events) + 1)
+    for e in unsent:
+        res.add(f"event {e.event_id} ({e.type} of order {e.order_id}) unsent")
+    if snap.verify_unsent:
+        res.add(f"{snap.verify_unsent} verify intent(s) unsent")
+    return res
+
+
+def check_consumer_applied_once(snap: Snapshot) -> InvariantResult:
+    res = InvariantResult(
+        "notifications_applied_once",
+        "the notifications add-on applied every sent order event once, one notification per terminal event",
+        0 if snap.consumer is None or snap.order_events is None else len(snap.order_events),
+    )
+    if snap.consumer is None or snap.order_events is None:
+        return res
+    applied = {c.event_id: c for c in snap.consumer}
+    for e in snap.order_events:
+        c = applied.pop(e.event_id, None)
+        if c is None:
+            if e.sent:
+                res.add(f"event {e.event_id} ({e.type}) was sent but never applied")
+            continue
+        wanted = 1 if e.type in _TERMINAL_EVENTS else 0
+        if c.notifications != wanted:
+            res.add(f"event {e.event_id} ({e.type}): {c.notifications} notification(s), expected {wanted}")
+    for event_id in sorted(applied):
+        res.add(f"applied event {event_id} is not in the order outbox")
+    return res
+
+
 CHECKS = (
     check_conservation,
     check_confirmed_reserved,
@@ -234,6 +322,9 @@ CHECKS = (
     check_no_order_lost,
     check_no_orphan_reservation,
     check_api_agrees,
+    check_one_event_per_transition,
+    check_outbox_drained,
+    check_consumer_applied_once,
 )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from devstack.chaos.collect import parse_items
 from devstack.chaos.invariants import (
+    ConsumerRow,
     IdempotencyRow,
     InvariantResult,
+    OrderEventRow,
     OrderRow,
     ProductRow,
     ReservationRow,
@@ -57,7 +59,7 @@ def only_failure(snap: Snapshot, name: str) -> InvariantResult:
 def test_clean_set_passes() -> None:
     res = results(clean())
     assert all(r.ok for r in res.values()), {n: r.violations for n, r in res.items()}
-    assert len(res) == 8 and res["conservation"].checked == 2
+    assert len(res) == 11 and res["conservation"].checked == 2
 
 
 def test_conservation_violation_is_detected() -> None:
@@ -186,3 +188,49 @@ def test_helpers() -> None:
     assert percentile([], 50) is None
     assert percentile([1.0, 2.0, 3.0, 4.0, 100.0], 50) == 3.0
     assert percentile([1.0, 2.0, 3.0, 4.0, 100.0], 99) == 100.0
+
+
+def with_events() -> Snapshot:
+    """clean() plus its order outbox and what the notifications add-on applied, all consistent."""
+    snap = clean()
+    chains = {O1: ["order.placed", "order.confirmed"], O2: ["order.placed", "order.rejected"],
+              O3: ["order.placed", "order.confirmed", "order.cancelled"], O4: ["order.placed", "order.confirmed"]}
+    snap.order_events = [OrderEventRow(f"{oid}-e{v}", oid, t, v, True)
+                         for oid, types in chains.items() for v, t in enumerate(types, start=1)]
+    snap.consumer = [ConsumerRow(e.event_id, e.type, 0 if e.type == "order.placed" else 1) for e in snap.order_events]
+    return snap
+
+
+def _failing(snap: Snapshot) -> dict[str, InvariantResult]:
+    return {r.name: r for r in check_all(snap) if not r.ok}
+
+
+def test_consistent_events_and_consumer_pass() -> None:
+    assert _failing(with_events()) == {}
+
+
+def test_a_terminal_event_missing_or_twice_is_detected() -> None:
+    snap = with_events()
+    assert snap.order_events is not None
+    snap.order_events = [e for e in snap.order_events if e.event_id != f"{O2}-e2"]  # rejected without its event
+    snap.order_events.append(OrderEventRow(f"{O1}-e3", O1, "order.confirmed", 3, True))  # confirmed twice
+    failing = _failing(snap)
+    examples = " ".join(failing["order_events_one_per_transition"].violations)
+    assert failing["order_events_one_per_transition"].violation_count == 2 and O1 in examples and O2 in examples
+
+
+def test_an_unsent_outbox_row_is_detected() -> None:
+    snap = with_events()
+    assert snap.order_events is not None
+    snap.order_events[0] = OrderEventRow(snap.order_events[0].event_id, O1, "order.placed", 1, False)
+    snap.verify_unsent = 2
+    assert _failing(snap)["outbox_drained"].violation_count == 2
+
+
+def test_an_event_applied_twice_or_never_is_detected() -> None:
+    snap = with_events()
+    assert snap.consumer is not None
+    snap.consumer = [c for c in snap.consumer if c.event_id != f"{O3}-e3"]  # sent, never applied
+    snap.consumer[1] = ConsumerRow(snap.consumer[1].event_id, "order.confirmed", 2)  # two notifications
+    snap.consumer.append(ConsumerRow("stray", "order.shipped", 1))
+    assert _failing(snap)["notifications_applied_once"].violation_count == 3
