@@ -8,7 +8,6 @@ if the order is still pending then."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from order_functions.application.catalogue import Catalogue
+from order_functions.application.deadline import within
 from order_functions.application.errors import (
     CheckoutTimedOut,
     IdempotencyInFlight,
@@ -110,11 +110,11 @@ class Checkout:
         """The order write gets what is left of the budget; if it cannot finish, a clear 503. The key and the order
         commit together or not at all, so a retry with the same key either replays this order or starts afresh."""
         try:
-            return await asyncio.wait_for(
+            return await within(
                 self.orders.create(
                     uuid.uuid4(), request, key, event=new_event(OrderStatus.PENDING), verify_after_s=self.budget_s
                 ),
-                timeout=max(deadline.left(), MIN_CALL_S),
+                max(deadline.left(), MIN_CALL_S), "the order write",
             )
         except TimeoutError as exc:
             log.warning("checkout: the order write did not finish within the %.1fs budget", self.budget_s)
@@ -132,9 +132,9 @@ class Checkout:
                      order.order_id, ask_s, exc.code)
             return order
         try:
-            return await asyncio.wait_for(
+            return await within(
                 self.settle.record(order, outcome, SettledVia.INVENTORY_REPLY),
-                timeout=max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S),
+                max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S), f"recording order {order.order_id}",
             )
         except (TimeoutError, StoreUnavailable) as exc:
             # decided but not recorded in time: the customer hears "pending"; the verify hand-off records it
@@ -144,8 +144,9 @@ class Checkout:
 
     async def _complete_key(self, customer_id: str, key: str, deadline: _Deadline) -> None:
         try:
-            await asyncio.wait_for(
-                self.orders.complete_key(customer_id, key), timeout=max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S)
+            await within(
+                self.orders.complete_key(customer_id, key), max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S),
+                "completing the idempotency key",
             )
         except (TimeoutError, StoreUnavailable) as exc:
             # the key stays "in flight" until IDEMPOTENCY_IN_FLIGHT_SECONDS, then replays this order

@@ -34,7 +34,7 @@ class Reconcile:
         *,
         stale_after_s: float,
         give_up_after_s: float,
-        relay_timeout_s: float = 3.0,
+        relay_timeout_s: float = 4.0,  # within the 5 s tick: runs of one timer never overlap
     ) -> None:
         self.orders = orders
         self.release = release

@@ -58,8 +58,12 @@ class RelayRunner:
         self._timers.add(loop.call_at(at, self._fire, context=contextvars.Context()))
 
     async def relay(self, timeout_s: float) -> RelayReport:
+        """One pass now, waiting for a kicked pass in progress first; the whole wait is bounded."""
+        return await asyncio.wait_for(self._locked_pass(), timeout_s)
+
+    async def _locked_pass(self) -> RelayReport:
         async with self._lock:
-            return await asyncio.wait_for(self.relay_pass.relay_once(), timeout_s)
+            return await self.relay_pass.relay_once()
 
     async def close(self) -> None:
         self._closed = True
@@ -89,8 +93,7 @@ class RelayRunner:
         while not self._closed:
             self._again = False
             try:
-                async with self._lock:
-                    report = await self.relay_pass.relay_once()
+                report = await self._locked_pass()
                 self.passes += 1
             except Exception as exc:
                 failures += 1

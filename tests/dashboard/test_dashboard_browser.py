@@ -206,6 +206,12 @@ async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(s
             await expect(row).to_have_attribute("data-status", "confirmed")
             await expect(row).to_contain_text("settled in")
             await expect(row).to_contain_text("direct reply")
+            # the notifications add-on told the customer (order-events → the host's topic trigger → its API)
+            await expect(page.locator("#notes-customer")).to_have_text("browser-alice")
+            note = page.locator(f'#notifications li.notification[data-order-id="{order_id}"]')
+            await expect(note).to_have_attribute("data-type", "order.confirmed")
+            await expect(note).to_contain_text("is confirmed")
+            await expect(page.locator("#budget-note")).to_contain_text("within 2 s")
             await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("498")
 
             # the dependencies and the alert, green with words

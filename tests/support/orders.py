@@ -88,6 +88,14 @@ class OrderHarness:
         intents of pending orders to fall due, as the process's own kicks would."""
         outbox = (await self.resources()).outbox
         give_up = time.monotonic() + wait_due_s
+        for attempt in range(1, 51):  # bounded: a bus that just came back may refuse a few passes
+            try:
+                await outbox.relay(10.0)
+                break
+            except Exception:
+                if attempt == 50:
+                    raise
+                await asyncio.sleep(0.2)
         while True:
             await outbox.relay(10.0)
             rows = self.sql(

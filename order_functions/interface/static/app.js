@@ -229,6 +229,24 @@
   });
   $("co-replay").addEventListener("click", () => { if (lastRequest) sendCheckout(lastRequest); });
 
+  // ---------------------------------------------------------------- notifications (add-on on order-events)
+  async function refreshNotifications() {
+    const customer = $("co-customer").value.trim();
+    $("notes-customer").textContent = customer || "—";
+    if (!customer) { $("notifications").replaceChildren(); return; }
+    const r = await api(`notifications?customer_id=${encodeURIComponent(customer)}`);
+    if (!r.ok) {
+      $("notifications").replaceChildren(el("li", { text: `notifications unavailable (HTTP ${r.status})` }));
+      return;
+    }
+    const list = r.body.notifications.slice(0, 10);
+    $("notifications").replaceChildren(...(list.length
+      ? list.map((n) => el("li", { class: "notification", "data-type": n.type, "data-order-id": n.order_id },
+        el("span", { class: "muted small", text: new Date(n.occurred_at).toLocaleTimeString() }),
+        ` ${n.message}`))
+      : [el("li", { class: "muted", text: "no notifications yet" })]));
+  }
+
   // ---------------------------------------------------------------- chaos
   let chaosDirty = false;
   function describeChaos(c) {
@@ -303,4 +321,5 @@
   ordersPoll = every(1500, refreshOrders);
   every(3000, health);
   every(5000, refreshChaos);
+  every(2000, refreshNotifications);
 })();
