@@ -28,7 +28,7 @@ from devstack.chaos.faults import (
 )
 from devstack.chaos.invariants import check_all
 from devstack.chaos.progress import Progress
-from devstack.chaos.report import Report, SlowPathRow
+from devstack.chaos.report import Report, SlowPathRow, latency_by_fault_window
 from devstack.chaos.workload import Observations, build_plan, run_workload
 from devstack.stack import ROOT, Stack, StackOptions
 from valerix_common.embedded_pg import free_port
@@ -282,6 +282,9 @@ async def run(s: Settings) -> int:
             queue_stats=qstats, dead_letters=dead, faults=[e.to_json() for e in faultlog.events],
             inventory_restarts=inv.restarts if inv else 0, inventory_exit_codes=list(inv.exit_codes) if inv else [],
             invariants=results, slow_path=slow, notes=notes,
+            post_by_fault_window=latency_by_fault_window(
+                obs.post_samples, [e.to_json() for e in faultlog.events], faultlog.started, pad_s=s.max_delay
+            ),
         )
         if s.profile == "ci":
             print("\n" + report.slow_path_table())

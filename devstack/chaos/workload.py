@@ -97,6 +97,7 @@ class Outcome:
 class Observations:
     http_status: Counter[str] = field(default_factory=Counter)
     post_latencies_s: list[float] = field(default_factory=list)  # every POST /orders round trip
+    post_samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic start, latency) of each
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     client_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     seen_order_ids: set[str] = field(default_factory=set)
@@ -150,6 +151,7 @@ class Client:
                                                      headers=headers)
             if status:
                 self.obs.post_latencies_s.append(elapsed)
+                self.obs.post_samples.append((time.monotonic() - elapsed, elapsed))
             self.obs.note_order(planned, body)
             in_flight = status == 409 and isinstance(body, dict) and "in-flight" in str(body.get("type", ""))
             if status and status < 500 and not in_flight:

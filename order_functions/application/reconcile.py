@@ -46,12 +46,15 @@ class Reconcile:
 
     async def __call__(self, batch: int = 200) -> ReconcileReport:
         report = ReconcileReport()
+        # the outbox first: the releases below may each wait for a slow inventory, the relay must not wait for them
+        await self._relay(report)
         report.gave_up = await self.orders.give_up_expired(self.give_up_after_s, batch)
         await self._finish_cancellations(report, batch)
         for order in await self.orders.stale_pending(self.stale_after_s, self.give_up_after_s, batch):
             await self.orders.rearm_verify(order.order_id)
             report.reenqueued += 1
-        await self._relay(report)
+        if report.reenqueued:
+            await self._relay(report)  # the intents it just re-armed
         report.keys_purged = await self.orders.purge_expired_keys(1000)
         if report.reenqueued or report.gave_up or report.cancelled:
             log.info("reconciler: %s", report)
@@ -65,7 +68,7 @@ class Reconcile:
             report.errors.append(f"outbox relay: {exc!r}"[:300])
             log.warning("reconciler: outbox relay failed, next run retries: %r", exc)
             return
-        report.relayed = relayed.events + relayed.verifies
+        report.relayed += relayed.events + relayed.verifies
 
     async def _finish_cancellations(self, report: ReconcileReport, batch: int) -> None:
         for order in await self.orders.cancel_requested(batch):

@@ -3,8 +3,9 @@
 * `kick()` (after a transition, or when a pending order's verify intent falls due) starts a pass in a background
   task and returns at once; kicks while a pass runs coalesce into one more pass. The task starts in an empty
   context, so nothing it does belongs to the request that kicked it.
-* A pass that fails is retried with bounded backoff a few times; after that the reconciler's tick (every 5 s)
-  is the backstop, as it is for rows a recycled instance left behind.
+* A pass that fails is retried with bounded backoff (0.2 s doubling to 2 s, 20 times: about half a minute, the
+  length of a bus or database outage worth riding out); after that the reconciler's tick (every 5 s) is the
+  backstop, as it is for rows a recycled instance left behind.
 * After a pass, the next verify intent due within FOLLOW_DUE_S is followed with a timed kick, so a process that
   took orders keeps handing them on without a timer of its own.
 """
@@ -26,8 +27,8 @@ _SAME_MOMENT_S = 0.02  # timed kicks closer than this share one pass
 
 class RelayRunner:
     def __init__(
-        self, relay: OrderOutboxRelay, *, max_retries: int = 6, initial_backoff_s: float = 0.2,
-        max_backoff_s: float = 5.0,
+        self, relay: OrderOutboxRelay, *, max_retries: int = 20, initial_backoff_s: float = 0.2,
+        max_backoff_s: float = 2.0,
     ) -> None:
         self.relay_pass = relay
         self.max_retries = max_retries

@@ -116,7 +116,7 @@ async def test_an_order_write_that_cannot_finish_in_time_is_a_clear_503_cause() 
 
 
 async def test_a_decision_that_cannot_be_recorded_in_time_answers_pending() -> None:
-    world = build_world(config(inventory_timeout_s=0.3))
+    world = build_world(config(inventory_timeout_s=0.5))
     await world.services.products.list()
     world.inventory.reserve_delay_s = 0.1  # answers in time ...
     world.store.write_delay_s = 0.0
