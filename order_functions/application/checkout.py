@@ -1,10 +1,11 @@
 """Checkout: validate against the catalogue, write the pending order (claiming the Idempotency-Key) with its intent
 to verify, ask the inventory within what is left of the budget, and answer.
 
-One deadline covers the whole answer: every step gets the time that is left, so the response leaves within the
-budget (INVENTORY_TIMEOUT_SECONDS) plus ANSWER_MARGIN_S whatever is slow or down. Nothing on this path talks to
-the bus: the verify intent was written with the order, and the outbox relay sends it once the budget has passed
-if the order is still pending then."""
+One deadline covers the whole answer: every step gets the time that is left, so the service's own work ends within
+the budget (INVENTORY_TIMEOUT_SECONDS) whatever is slow or down, and the response leaves within the budget plus what
+the HTTP host and the network add (the stated margin: 100 ms at p99, measured by `make chaos`). Nothing on this path
+talks to the bus: the verify intent was written with the order, and the outbox relay sends it once the budget has
+passed if the order is still pending then."""
 
 from __future__ import annotations
 
@@ -41,8 +42,6 @@ from order_functions.domain.validation import CheckoutRequest
 
 log = logging.getLogger(__name__)
 
-# The answer leaves at most this long after the budget (the stated margin of issue 16).
-ANSWER_MARGIN_S = 0.1
 # The inventory call ends this long before the budget, so recording its answer (or completing the key of a 202)
 # fits before the budget too, even when a burst of checkouts reaches its deadline at the same moment.
 RECORD_RESERVE_S = 0.2
@@ -60,8 +59,8 @@ class CheckoutResult:
 class _Deadline:
     at: float  # time.monotonic() when the budget ends
 
-    def left(self, extra_s: float = 0.0) -> float:
-        return self.at + extra_s - time.monotonic()
+    def left(self) -> float:
+        return self.at - time.monotonic()
 
 
 class Checkout:
@@ -135,7 +134,7 @@ class Checkout:
         try:
             return await within(
                 self.settle.record(order, outcome, SettledVia.INVENTORY_REPLY),
-                max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S), f"recording order {order.order_id}",
+                max(deadline.left(), MIN_CALL_S), f"recording order {order.order_id}",
             )
         except (TimeoutError, StoreUnavailable) as exc:
             # decided but not recorded in time: the customer hears "pending"; the verify hand-off records it
@@ -146,7 +145,7 @@ class Checkout:
     async def _complete_key(self, customer_id: str, key: str, deadline: _Deadline) -> None:
         try:
             await within(
-                self.orders.complete_key(customer_id, key), max(deadline.left(ANSWER_MARGIN_S), MIN_CALL_S),
+                self.orders.complete_key(customer_id, key), max(deadline.left(), MIN_CALL_S),
                 "completing the idempotency key",
             )
         except (TimeoutError, StoreUnavailable) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -9,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.addons.notifications.functions import PoisonEvent
 from order_functions.application.ports import OutgoingMessage
 from order_functions.contracts.order_events import parse_event
-from tests.support.orders import FUNCTIONS, OrderHarness, call, http_request, service_bus_message
+from tests.support.inventory import InventoryHarness
+from tests.support.orders import FUNCTIONS, OrderHarness, call, http_request, order_app, service_bus_message
 from valerix_common.local_bus import LocalQueue, subscription_queue
 
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
@@ -119,3 +122,33 @@ async def test_notification_routes_refuse_bad_input_as_problems(orders: OrderHar
     assert status == 400 and body["status"] == 400 and body["type"].endswith("malformed-request")
     status, body, _ = await call("customer_notifications", http_request("GET", "notifications"))
     assert status == 422 and body["errors"][0]["field"] == "customer_id"
+
+
+async def _outcome_when_done(orders: OrderHarness, order_id: str) -> str:
+    for _ in range(100):  # bounded: 100 x 0.05 s
+        [(outcome,)] = orders.sql("SELECT outcome FROM verify_outbox WHERE order_id = %s", uuid.UUID(order_id))
+        if outcome:
+            return str(outcome)
+        await asyncio.sleep(0.05)
+    return ""
+
+
+async def test_the_process_relays_by_itself_a_202_is_handed_on_a_settled_order_skipped(
+    inventory: InventoryHarness, orders_db_url: str
+) -> None:
+    """No reconciler and no explicit relay call: the kicks alone hand a 202 to verify-order once its budget has
+    passed, and retire the verify intent of an order that settled in time."""
+    async with order_app(inventory, orders_db_url, INVENTORY_TIMEOUT_SECONDS="0.3") as orders:
+        product = await inventory.new_product(5)
+        status, confirmed, _ = await orders.checkout([(product, 1)])
+        assert status == 201
+        inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=0.6, max_delay_s=0.6))
+        try:
+            status, pending, _ = await orders.checkout([(product, 1)])
+        finally:
+            inventory.running.chaos.update(ChaosSettings())
+        assert status == 202
+        assert await _outcome_when_done(orders, pending["order_id"]) == "sent"
+        assert await _outcome_when_done(orders, confirmed["order_id"]) == "skipped"
+        queue = await orders.queue()
+        assert f"verify-{pending['order_id']}" in [m.message_id for m in await queue.receive(max_messages=20)]
