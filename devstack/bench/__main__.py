@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.bench import report
-from devstack.bench.pg_limit import PROTOCOLS, SCRIPTS
+from devstack.bench.pg_limit import PROTOCOLS
 from devstack.bench.runner import Bench, BenchOptions
 
 
@@ -50,8 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ramp", type=float, default=1.0, help="unmeasured seconds at the start of each HTTP step")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="extended",
                         help="pgbench -M (default extended: the product uses prepare_threshold=None)")
-    parser.add_argument("--scripts", type=Path, default=SCRIPTS,
-                        help="folder with reserve.sql and checkout.sql (default: the product's current SQL)")
+    parser.add_argument("--scripts", type=Path, default=None,
+                        help="run this folder's reserve.sql / checkout.sql / checkout-idempotent.sql instead of"
+                             " generating them from the repositories' statements (e.g. an old version from git)")
     parser.add_argument("--idempotency-keys", action="store_true",
                         help="send an Idempotency-Key with every order (limit: pgbench checkout-idempotent.sql)")
     parser.add_argument("--no-http", action="store_true", help="physical limit only")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         ramp_s=args.ramp,
         protocol=args.protocol,
-        scripts=args.scripts.resolve(),
+        scripts=args.scripts.resolve() if args.scripts else None,
         idempotency_keys=args.idempotency_keys,
         http=not args.no_http,
         pgbench=not args.no_pgbench,

@@ -24,7 +24,7 @@ import grpc
 from devstack.bench import profiling
 from devstack.bench.http_load import OrderMix, run_load
 from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, machine_busy_s
-from devstack.bench.pg_limit import SCRIPTS, PhysicalLimit
+from devstack.bench.pg_limit import PhysicalLimit
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
@@ -49,7 +49,7 @@ class BenchOptions:
     warmup_s: float = 3.0
     ramp_s: float = 1.0
     protocol: str = "extended"
-    scripts: Path = SCRIPTS
+    scripts: Path | None = None  # None: generate them from the repositories' statements
     idempotency_keys: bool = False
     http: bool = True
     pgbench: bool = True
@@ -76,6 +76,7 @@ class Bench:
         self.groups: ProcessGroups | None = None
         self.sampler: MemorySampler | None = None
         self.steps: list[dict[str, Any]] = []
+        self.scripts: dict[str, str] = {}
         self.product_ids = [f"bench-{i}" for i in range(1, options.products + 1)]
 
     # --- the run ---------------------------------------------------------------------------------------------
@@ -104,8 +105,14 @@ class Bench:
             print(f"restocking {opts.products} bench products ...", flush=True)
             await self._restock()
             if opts.pgbench:
-                self.limit = PhysicalLimit(stack.pg, products=opts.products, scripts=opts.scripts)
+                self.limit = PhysicalLimit(
+                    stack.pg, products=opts.products, scripts=opts.scripts or opts.data_dir / "pgbench",
+                    generate=opts.scripts is None,
+                )
                 await self.limit.prepare()
+                self.scripts = self.limit.script_texts()
+                print(f"pgbench scripts {'generated from the repositories into' if opts.scripts is None else 'from'}"
+                      f" {self.limit.scripts} (round trips: {self.limit.round_trips or 'as written'})", flush=True)
             self.groups = ProcessGroups(stack.functions.pid, stack.inventory.pid, stack.pg.pid)
             self.sampler = MemorySampler(self.groups)
             self.sampler.start()
@@ -156,6 +163,7 @@ class Bench:
             },
             "steps": self.steps,
             "ratios": ratios(self.steps),
+            "pgbench_scripts": self.scripts,
             "memory": self.sampler.to_json() if self.sampler else {},
             "profile": profile,
         }
