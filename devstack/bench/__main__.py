@@ -3,6 +3,7 @@
     make bench                                   # 8 s per step; clients 1,4,16,64; hot product at 4 and 64
     make bench ARGS="--duration 3 --clients 1,16 --hot-clients 4"
     make bench ARGS="--profile"                  # plus a py-spy profile of the functions host and the inventory
+    make bench ARGS="--soak 60"                  # plus 60 s at 16 clients with memory over time per process
     make bench ARGS="--idempotency-keys"         # every order with an Idempotency-Key (the recommended path)
     make bench ARGS="--compare .artifacts/bench/bench-20260101T000000Z.json"
     python -m devstack.bench --compare-only OLD.json NEW.json
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-reserve", action="store_true", help="skip the reservation-only pgbench steps")
     parser.add_argument("--profile", action="store_true", help="also profile both services with py-spy")
     parser.add_argument("--profile-clients", type=int, default=16, help="client count of the profiled step (16)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="also a soak of SECONDS at --soak-clients with memory over time (e.g. 60)")
+    parser.add_argument("--soak-clients", type=int, default=16, help="clients of the soak (16)")
     parser.add_argument("--py-spy", default=None, help="path of the py-spy executable (default: on PATH)")
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the stack, e.g. ORDERS_DB_POOL_SIZE=32 (repeatable)")
@@ -71,6 +75,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.duration > 600:
         parser.error("--duration must be in (0, 600] seconds")
+    if not 0 <= args.soak <= 3600:
+        parser.error("--soak must be in [0, 3600] seconds")
+    if not 1 <= args.soak_clients <= 256:
+        parser.error("--soak-clients must be between 1 and 256")
     if not 1 <= args.products <= 100_000:
         parser.error("--products must be between 1 and 100000")
     return args
@@ -105,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         reserve_only=not args.no_reserve,
         profile=args.profile,
         profile_clients=args.profile_clients,
+        soak_s=args.soak,
+        soak_clients=args.soak_clients,
         py_spy=args.py_spy,
         extra_env=dict(args.env),
         label=args.label,
@@ -116,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.results_table(result))
     print(report.cpu_table(result))
     print(report.memory_table(result))
+    print(report.soak_table(result))
     text = report.profile_text(result)
     if text:
         print(text)
+    print(report.targets(result))
     if earlier is not None:
         print(report.compare(earlier, result))
     print(f"\nsaved {path} (and latest.json beside it)")

@@ -23,7 +23,7 @@ import grpc
 
 from devstack.bench import profiling
 from devstack.bench.http_load import OrderMix, run_load
-from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, machine_busy_s
+from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, growth, machine_busy_s
 from devstack.bench.pg_limit import PhysicalLimit
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
@@ -56,6 +56,8 @@ class BenchOptions:
     reserve_only: bool = True
     profile: bool = False
     profile_clients: int = 16
+    soak_s: float = 0.0  # > 0: a soak at soak_clients with memory sampled over time (growth shows as a slope)
+    soak_clients: int = 16
     py_spy: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     label: str = ""
@@ -97,6 +99,7 @@ class Bench:
         )
         self.stack = Stack(stack_options)
         profile: dict[str, Any] | None = None
+        soak: dict[str, Any] | None = None
         try:
             print(f"starting the stack under {opts.data_dir} ...", flush=True)
             await self.stack.start()
@@ -136,6 +139,8 @@ class Bench:
                     await self._pgbench_step("hot", checkout, clients, 1)
                 if opts.http:
                     await self._http_step("hot", hot_mix, clients)
+            if opts.soak_s > 0 and opts.http:
+                soak = await self._soak_step(random_mix)
             if opts.profile:
                 profile = await self._profile_step(random_mix)
         finally:
@@ -166,6 +171,7 @@ class Bench:
             "pgbench_scripts": self.scripts,
             "memory": self.sampler.to_json() if self.sampler else {},
             "profile": profile,
+            "soak": soak,
         }
 
     # --- set-up ----------------------------------------------------------------------------------------------
@@ -272,6 +278,36 @@ class Bench:
               f"  p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:7.2f} ms  load {step['load_before'][0]}"
               + (f"  NON-201: {bad}" if bad else ""), flush=True)
 
+    async def _soak_step(self, mix: OrderMix) -> dict[str, Any]:
+        """A long HTTP step with memory sampled over time: growth per process shows as start/end and a slope."""
+        assert self.sampler is not None
+        clients, seconds = self.options.soak_clients, self.options.soak_s
+        print(f"soak: {seconds:g} s of HTTP at {clients} clients, memory sampled every {self.sampler.interval_s} s",
+              flush=True)
+        await self._checkpoint()
+        mark: dict[str, Any] = {}
+        end: dict[str, Any] = {}
+
+        def window(edge: str) -> None:
+            if edge == "start":
+                mark.update(self._begin("soak"))
+                self.sampler.start_series()  # type: ignore[union-attr]
+            else:
+                end.update(self._snapshot())
+
+        result = await run_load(self._orders_url, mix, clients=clients, duration_s=seconds,
+                                ramp_s=self.options.ramp_s, seed=self.options.seed + 1000, on_window=window,
+                                max_requests=20_000_000, idempotency_keys=self.options.idempotency_keys)
+        series = self.sampler.stop_series()
+        summary = result.summary()
+        soak = {**summary, **self._end(mark, summary["responses"], end or None),
+                "memory": {group: growth(points) for group, points in sorted(series.items())},
+                "memory_series": series}
+        print(f"  soak {clients} clients: {summary['rate']:.1f} orders/s  p99 {summary['p99_ms']:.2f} ms  "
+              + "  ".join(f"{g} {m.get('start_mib')}→{m.get('end_mib')} MiB ({m.get('slope_mib_per_min'):+} MiB/min)"
+                          for g, m in soak["memory"].items() if m), flush=True)
+        return soak
+
     async def _profile_step(self, mix: OrderMix) -> dict[str, Any]:
         assert self.stack is not None and self.stack.functions is not None and self.stack.inventory is not None
         py_spy = profiling.find_py_spy(self.options.py_spy)
@@ -286,6 +322,8 @@ class Bench:
               f" under {clients} clients for {self.options.duration_s:g} s ...", flush=True)
         await self._checkpoint()
         load_before = load_average()
+        assert self.groups is not None
+        cpu_before = self.groups.cpu_seconds()
         recording = asyncio.create_task(
             profiling.record(py_spy, targets, self.options.duration_s + self.options.ramp_s, out_dir)
         )
@@ -293,6 +331,14 @@ class Bench:
                                 ramp_s=self.options.ramp_s, seed=self.options.seed + 99,
                                 idempotency_keys=self.options.idempotency_keys)
         summaries = await recording
+        cpu = cpu_delta(cpu_before, self.groups.cpu_seconds())
+        responses = result.summary()["responses"] or 1
+        seconds_total = self.options.duration_s + self.options.ramp_s
+        rate = responses / self.options.duration_s
+        for name, summary in summaries.items():
+            # the profile spans ramp + window; per order uses the process's measured CPU over the same span
+            if name in cpu:
+                summary["cpu_us_per_order"] = round(cpu[name] / seconds_total / rate * 1e6, 1)
         return {
             "clients": clients,
             "load_before": load_before,
