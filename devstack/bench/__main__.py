@@ -49,8 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=200, help="bench products for the random mix (200)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured HTTP load first (3)")
     parser.add_argument("--ramp", type=float, default=1.0, help="unmeasured seconds at the start of each HTTP step")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="extended",
-                        help="pgbench -M (default extended: the product uses prepare_threshold=None)")
+    parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
+                        help="pgbench -M (default auto: as the product connects — extended = unnamed statements,"
+                             " prepared with POSTGRES_PREPARED_STATEMENTS=true)")
     parser.add_argument("--scripts", type=Path, default=None,
                         help="run this folder's reserve.sql / checkout.sql / checkout-idempotent.sql instead of"
                              " generating them from the repositories' statements (e.g. an old version from git)")

@@ -48,6 +48,15 @@ def cpu_times(pid: int) -> tuple[float, float] | None:
     return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
 
 
+def system_time(pid: int) -> float | None:
+    """Kernel-mode CPU seconds of `pid` (stime): syscalls, e.g. the loopback socket path of every round trip."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(text.rpartition(")")[2].split()[12]) / CLOCK_TICKS
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy so far (all cores, all processes), from /proc/stat."""
     first = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -131,6 +140,10 @@ class ProcessGroups:
                 if group == "postgres" and pid == self.postmaster_pid:
                     total += times[1]
             totals[group] = total
+        for group, service_pid in (("functions", self.functions_pid), ("inventory", self.inventory_pid)):
+            kernel = system_time(service_pid) if service_pid else None
+            if kernel is not None:
+                totals[f"{group}.kernel"] = kernel  # a part of the group's total, listed apart
         # pgbench runs as our child: its CPU shows up in our reaped-children times once it exits
         client = cpu_times(self.client_pid)
         if client is not None:

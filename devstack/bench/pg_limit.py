@@ -12,8 +12,9 @@ one checkout calls run once through recording connections; one statement = one r
 
 ``--scripts DIR`` runs a folder of hand-picked scripts instead (e.g. an old version from git history).
 
-pgbench uses ``-M extended`` by default: the product's connections use ``prepare_threshold=None`` (unnamed
-statements over the extended protocol, as behind PgBouncer), which is what ``-M extended`` does too.
+pgbench sends statements as the product does: ``-M extended`` (unnamed statements, parsed and planned every
+time: the product's default ``prepare_threshold=None``, safe behind any PgBouncer) or ``-M prepared`` when the
+product runs with ``POSTGRES_PREPARED_STATEMENTS=true`` (the bench's ``--protocol auto``).
 """
 
 from __future__ import annotations

@@ -229,6 +229,11 @@ def targets(result: dict[str, Any]) -> str:
             f" (target ≤ {TARGET_CPU_RATIO}×: {_verdict(cpu_ratio <= TARGET_CPU_RATIO)});"
             f" the services alone: {per.get('functions', 0.0) + per.get('inventory', 0.0):.2f} ms"
         )
+        kernel = http.get("kernel_ms_per_order") or {}
+        if kernel:
+            lines.append("              of which in the kernel (syscalls: sockets, epoll): " + ", ".join(
+                f"{g} {v:.2f} ms ({v / per[g] * 100:.0f}%)" for g, v in kernel.items() if per.get(g)
+            ))
     hot = sorted((s for s in result["steps"] if s["kind"] == "http" and s["case"] == "hot"),
                  key=lambda s: s["clients"])
     if len(hot) >= 2 and hot[0]["rate"]:

@@ -29,6 +29,7 @@ from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
+from valerix_common.db import prepare_threshold
 from valerix_common.embedded_pg import free_port
 
 log = logging.getLogger("devstack.bench")
@@ -37,6 +38,7 @@ HOT_PRODUCT = "bench-1"  # pgbench's -D nproducts=1 picks the same product
 RESTOCK_MAX = 1_000_000  # inventory_service.domain.rules.MAX_RESTOCK_QUANTITY: one Restock call adds at most this
 BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0"}
 # The bench always runs its own embedded server (pgbench needs it): outside database URLs are ignored.
+PREPARED_SETTING = "POSTGRES_PREPARED_STATEMENTS"
 OUTSIDE_DATABASES = ("INVENTORY_DATABASE_URL", "ORDERS_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")
 
 
@@ -48,7 +50,7 @@ class BenchOptions:
     products: int = 200
     warmup_s: float = 3.0
     ramp_s: float = 1.0
-    protocol: str = "extended"
+    protocol: str = "auto"  # pgbench -M; auto = as the product's connections do (valerix_common.db)
     scripts: Path | None = None  # None: generate them from the repositories' statements
     idempotency_keys: bool = False
     http: bool = True
@@ -89,6 +91,8 @@ class Bench:
         for name in OUTSIDE_DATABASES:
             os.environ.pop(name, None)
         env = {**BENCH_ENV, **opts.extra_env}
+        if opts.protocol == "auto":
+            opts.protocol = product_protocol(env)
         stack_options = StackOptions(
             data_dir=opts.data_dir,
             functions_port=free_port(),
@@ -222,6 +226,7 @@ class Bench:
         end = end or self._snapshot()
         wall = end["wall"] - mark["wall"]
         cpu = cpu_delta(mark["cpu"], end["cpu"])
+        kernel = {k.removesuffix(".kernel"): cpu.pop(k) for k in [k for k in cpu if k.endswith(".kernel")]}
         ours = sum(cpu.values())
         machine = end["machine"] - mark["machine"]
         self.sampler.phase = "idle"
@@ -229,6 +234,7 @@ class Bench:
             "load_before": mark["load_before"],
             "cpu_s": cpu,
             "cpu_ms_per_order": {k: round(v * 1000 / units, 3) for k, v in cpu.items()} if units else {},
+            "kernel_ms_per_order": {k: round(v * 1000 / units, 3) for k, v in kernel.items()} if units else {},
             "busy_cores": {
                 "ours": round(ours / wall, 2),
                 "machine": round(machine / wall, 2),
@@ -331,7 +337,7 @@ class Bench:
                                 ramp_s=self.options.ramp_s, seed=self.options.seed + 99,
                                 idempotency_keys=self.options.idempotency_keys)
         summaries = await recording
-        cpu = cpu_delta(cpu_before, self.groups.cpu_seconds())
+        cpu = {k: v for k, v in cpu_delta(cpu_before, self.groups.cpu_seconds()).items() if "." not in k}
         responses = result.summary()["responses"] or 1
         seconds_total = self.options.duration_s + self.options.ramp_s
         rate = responses / self.options.duration_s
@@ -346,6 +352,20 @@ class Bench:
             "targets": summaries,
             "out_dir": str(out_dir),
         }
+
+
+def product_protocol(stack_env: dict[str, str]) -> str:
+    """The pgbench -M that sends statements as the product will: prepared once POSTGRES_PREPARED_STATEMENTS is on."""
+    saved = os.environ.get(PREPARED_SETTING)
+    if PREPARED_SETTING in stack_env:
+        os.environ[PREPARED_SETTING] = stack_env[PREPARED_SETTING]
+    try:
+        return "extended" if prepare_threshold() is None else "prepared"
+    finally:
+        if saved is None:
+            os.environ.pop(PREPARED_SETTING, None)
+        else:
+            os.environ[PREPARED_SETTING] = saved
 
 
 def ratios(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
