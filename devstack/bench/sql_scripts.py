@@ -1,11 +1,12 @@
 """pgbench scripts generated from the product's own statements, at bench time.
 
-Each script is recorded, not written by hand: the repository methods one checkout calls (in the order
-`CheckoutService.checkout` calls them) run once against the scratch database through recording connections
-(`sql_recorder`), and every statement they send — with BEGIN/COMMIT where they open a transaction — becomes one
-line of the script. Parameters become pgbench variables where they vary per order (order id, product, quantity,
-customer, Idempotency-Key) and literals where they do not (statuses, reasons, the fingerprint). So when a
-repository gains, loses or rewrites a statement, the physical limit follows without anyone editing a script.
+Each script is recorded, not written by hand: the repository methods one checkout calls (in the order the
+`Checkout` use case, order_functions/application/checkout.py, calls them) run once against the scratch database
+through recording connections (`sql_recorder`), and every statement they send — with BEGIN/COMMIT where they
+open a transaction — becomes one line of the script. Parameters become pgbench variables where they vary per
+order (order id, product, quantity, customer, Idempotency-Key) and literals where they do not (statuses, reasons,
+the fingerprint). So when a repository gains, loses or rewrites a statement, the physical limit follows without
+anyone editing a script.
 
 * ``reserve.sql``  — `StockRepository.reserve` (one transaction);
 * ``checkout.sql`` — `OrdersRepository.create` (no key) → `StockRepository.reserve` → `OrdersRepository.transition`
