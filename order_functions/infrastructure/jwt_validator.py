@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from order_functions.application.identity import AuthenticationFailed, Principal
+from order_functions.domain.identifiers import is_customer_id
 from valerix_common.jwt_auth import InvalidToken, JwtSettings, JwtValidator, bearer_token, claim_strings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class JwtAuthenticator:
             if not exc.missing:
                 log.info("bearer token rejected: %s", exc.reason)
             raise AuthenticationFailed(exc.reason, missing=exc.missing) from exc
+        if not is_customer_id(claims["sub"]):  # the subject becomes the customer id stored with each order
+            log.info("bearer token rejected: subject %r is not a usable customer id", str(claims["sub"])[:80])
+            raise AuthenticationFailed("subject is not a usable customer id")
         tenant = claims.get("tid")
         return Principal(
             subject=str(claims["sub"]),

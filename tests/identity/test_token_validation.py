@@ -105,6 +105,7 @@ def forgeries(issuer: LocalIssuer, other_key: rsa.RSAPrivateKey) -> dict[str, st
             json.dumps(claims(issuer, sub="mallory")).encode()
         ) + "." + signed(issuer, claims(issuer)).split(".")[2],
         "not a jwt": "abc.def",
+        "subject unfit as a customer id": signed(issuer, claims(issuer, sub="alice\n")),
     }
 
 
@@ -122,6 +123,7 @@ REFUSED_BECAUSE = {
     "HS256 keyed with the public key": "'HS256' is not allowed",
     "tampered payload": "InvalidSignatureError",
     "not a jwt": "malformed token",
+    "subject unfit as a customer id": "not a usable customer id",
 }
 
 
