@@ -7,7 +7,7 @@ import json
 import pytest
 
 from order_functions.domain.strict_json import JsonLimits, loads_object, loads_strict, nesting_depth
-from order_functions.domain.validation import ValidationFailed, parse_checkout
+from order_functions.domain.validation import Fault, ValidationFailed, parse_checkout
 
 
 def refused(body: bytes, limits: JsonLimits | None = None) -> ValidationFailed:
@@ -34,13 +34,13 @@ def refused(body: bytes, limits: JsonLimits | None = None) -> ValidationFailed:
     (b"\xff\xfe{}", "not UTF-8"),
     (b'"' + b'\\"' * 7000, "not valid JSON"),
 ])
-def test_hostile_bodies_are_400(body: bytes, message: str) -> None:
+def test_hostile_bodies_are_malformed(body: bytes, message: str) -> None:
     problem = refused(body)
-    assert problem.status == 400 and message in problem.errors[0]["message"]
+    assert problem.fault is Fault.MALFORMED and message in problem.errors[0]["message"]
 
 
-def test_the_size_limit_is_413() -> None:
-    assert refused(b" " * 20_000).status == 413
+def test_the_size_limit_is_too_large() -> None:
+    assert refused(b" " * 20_000).fault is Fault.TOO_LARGE
 
 
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
