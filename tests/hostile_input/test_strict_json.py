@@ -45,7 +45,8 @@ def test_the_size_limit_is_too_large() -> None:
 
 def test_brackets_inside_strings_do_not_count_as_depth() -> None:
     body = json.dumps({"note": "[" * 5000, "items": [[["x"]]]}).encode()
-    assert nesting_depth(body.decode()) == 4
+    assert nesting_depth(body.decode(), 16) == 4
+    assert nesting_depth("[" * 8000, 16) == 17  # stops once past the limit
     assert loads_strict(body)["note"] == "[" * 5000
 
 
