@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inventory_service.middleware.auth import CallerAuthSettings
 from valerix_common.bus.publishers import BusSettings
 from valerix_common.env import env_float, env_int, env_str
 
@@ -15,6 +16,7 @@ class InventoryConfig:
     admin_token: str
     pool_size: int
     grace_seconds: int
+    caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
     # where the outbox relay publishes reservation events (no bus: events wait in the outbox)
     bus: BusSettings = field(default_factory=BusSettings)
     events_topic: str = "reservation-events"
@@ -26,14 +28,16 @@ class InventoryConfig:
         url = database_url or env_str("INVENTORY_DATABASE_URL")
         if not url:
             raise RuntimeError("INVENTORY_DATABASE_URL is not set (devstack sets it for the embedded PostgreSQL)")
+        host = env_str("INVENTORY_BIND_HOST", "[::]")
         return cls(
             database_url=url,
             grpc_port=env_int("INVENTORY_GRPC_PORT", 50051, minimum=0, maximum=65535),
             health_port=env_int("INVENTORY_HEALTH_PORT", 8081, minimum=0, maximum=65535),
-            host=env_str("INVENTORY_BIND_HOST", "[::]"),
+            host=host,
             admin_token=env_str("INVENTORY_ADMIN_TOKEN"),
             pool_size=env_int("INVENTORY_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             grace_seconds=env_int("INVENTORY_SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=300),
+            caller_auth=CallerAuthSettings.from_env(host),
             bus=BusSettings(
                 namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
                 connection_string=env_str("ServiceBusConnection"),
