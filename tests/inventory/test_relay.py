@@ -241,12 +241,14 @@ class RecordingTopicSender:
 
     def __init__(self) -> None:
         self.sent: list[Any] = []
+        self.batches = 0
         self.closed = False
         self._guard = threading.Lock()
 
     def send_messages(self, message: Any) -> None:
         with self._guard:
-            self.sent.append(message)
+            self.batches += 1
+            self.sent.extend(message if isinstance(message, list) else [message])
 
     def close(self) -> None:
         self.closed = True
@@ -272,6 +274,7 @@ async def test_the_relay_publishes_through_the_azure_topic_sender(pg_server: Emb
         assert await relay.relay_once() == 3 and await relay.relay_once() == 0
         mine = [m for m in link.sent if m.application_properties.get("order_id") == str(order_id)]
         assert asked == [TOPIC] and len(link.sent) == 3 and len(mine) == 2
+        assert link.batches == 1  # one claimed batch, one Service Bus batch
         for message in mine:
             body = json.loads(b"".join(message.body))
             assert message.message_id == body["event_id"] and message.content_type == "application/json"

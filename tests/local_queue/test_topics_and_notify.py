@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.support.bus import new_bus_db
 from valerix_common.bus.messages import MessagePublisher, MessageSender, OutgoingMessage
@@ -191,3 +192,23 @@ async def test_upgrade_from_the_queue_only_schema_keeps_pending_messages(pg_serv
     finally:
         await stop_notifier(pool)
         await pool.close()
+
+
+async def test_a_batch_is_published_in_one_transaction_in_order_with_duplicates_dropped(bus_pool: Pool) -> None:
+    topic = await new_topic(bus_pool, "a", "b")
+    await topic.publish(msg("seen-before"))
+    batch = [msg("b-1"), msg("seen-before"), msg("b-2"), msg("b-1")]
+    await topic.send_batch(batch)
+    for name in ("a", "b"):
+        received = await subscription_queue(bus_pool, topic.topic_name, name).receive(10)
+        assert [m.message_id for m in received] == ["seen-before", "b-1", "b-2"]
+    await topic.send_batch([])  # nothing to do
+
+
+async def test_a_failing_batch_publishes_none_of_it(bus_pool: Pool) -> None:
+    topic = await new_topic(bus_pool, "all-or-nothing")
+    bad = OutgoingMessage(message_id="bad", body=b"x", content_type="\x00")  # NUL cannot be stored in text
+    with pytest.raises(psycopg.DataError):
+        await topic.send_batch([msg("good-1"), bad, msg("good-2")])
+    assert await subscription_queue(bus_pool, topic.topic_name, "all-or-nothing").receive(10) == []
+    assert await topic.publish(msg("good-1")) == 1  # its id was not remembered either: the batch rolled back
