@@ -34,7 +34,7 @@ from tests.support.inventory import (
 from valerix_common.bus.azure_sender import AzureServiceBusSender
 from valerix_common.bus.publishers import BusSettings
 from valerix_common.db import make_pool
-from valerix_common.embedded_pg import EmbeddedPostgres
+from valerix_common.embedded_pg import EmbeddedPostgres, free_port
 from valerix_common.local_bus import LocalQueue, LocalTopic, Pool, ensure_schema, stop_notifier, subscription_queue
 
 TOPIC = "reservation-events"
@@ -282,3 +282,24 @@ async def test_the_relay_publishes_through_the_azure_topic_sender(pg_server: Emb
     finally:
         await running.stop(1)
         await sender.close()
+
+
+async def test_the_inventory_starts_and_decides_while_the_bus_is_unreachable(
+    pg_server: EmbeddedPostgres | None,
+) -> None:
+    db_url = new_inventory_db(pg_server)
+    nowhere = f"postgresql://nobody@127.0.0.1:{free_port()}/localbus"  # nothing listens there
+    async with inventory_on_bus(db_url, nowhere) as running:
+        assert running.relay is not None
+        relay = running.relay[0]
+        product = f"U-{uuid.uuid4().hex[:8]}"
+        await running.repository.restock(product, 2, "no bus", 1)
+        reservation = await running.repository.reserve(uuid.uuid4(), (LineItem(product, 1),))
+        assert reservation.status.value == "RESERVED"
+        for _ in range(300):  # the pool's connect timeout (10 s) bounds each attempt
+            if relay.failures:
+                break
+            await asyncio.sleep(0.1)
+        assert relay.failures >= 1 and running.monitor.report()["checks"]["event_relay"]["status"] == "failing"
+        assert running.monitor.report()["status"] == "ok"
+        assert len(unsent(db_url)) == 3  # waiting safely for the bus
