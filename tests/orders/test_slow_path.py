@@ -11,12 +11,13 @@ import uuid
 import psycopg
 from azure.functions.timer import TimerRequest
 
+from devstack.functions_host import to_service_bus_message
 from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.domain.models import LineItem
 from order_functions.domain.validation import CheckoutRequest
 from protos import inventory_pb2 as pb
 from tests.support.inventory import InventoryHarness, item, reserve_request, spawn_inventory, wait_serving
-from tests.support.orders import FUNCTIONS, OrderHarness, call, http_request, order_app, service_bus_message
+from tests.support.orders import FUNCTIONS, OrderHarness, call, http_request, order_app
 from valerix_common.embedded_pg import free_port
 
 
@@ -65,10 +66,10 @@ async def test_verify_twice_concurrently_with_the_late_http_call_settles_once(
             assert status == 202
             queue = await orders.queue()
             [message] = [m for m in await queue.receive(max_messages=20) if body["order_id"] in m.message_id]
-            duplicate = service_bus_message(message)
+            duplicate = to_service_bus_message(message)
             # the same message delivered twice at once, while the original gRPC call is still in flight
             await asyncio.gather(
-                FUNCTIONS["verify_order"](service_bus_message(message)), FUNCTIONS["verify_order"](duplicate)
+                FUNCTIONS["verify_order"](to_service_bus_message(message)), FUNCTIONS["verify_order"](duplicate)
             )
             await queue.complete(message.lock_token)
         finally:
