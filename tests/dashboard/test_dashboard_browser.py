@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,163 @@ async def push(served: Served, product: str, count: int) -> list[int]:
     return list(await asyncio.gather(*(served.checkout(product) for _ in range(count))))
 
 
+@dataclass
+class Scenario:
+    """One browser session against the served stack; the steps below share it."""
+
+    served: Served
+    page: Any
+    expect: Any
+    product: str
+    load_product: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inventory(self) -> InventoryHarness:
+        return self.served.orders.inventory
+
+
+async def _open_page(s: Scenario) -> None:
+    page, expect, product = s.page, s.expect, s.product
+    await page.goto(f"{s.served.base}/api/dashboard", wait_until="domcontentloaded")
+    await expect(page).to_have_title("Valerix dashboard")
+    await expect(page.locator(f'#co-product option[value="{product}"]')).to_have_count(1)
+    await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("500")
+
+
+async def _checkout_then_replay(s: Scenario) -> None:
+    """Checkout through the form, then the replay with the same key."""
+    page, expect, product = s.page, s.expect, s.product
+    await page.select_option("#co-product", product)
+    await page.get_by_label("quantity").fill("2")
+    await page.get_by_label("customer").fill("browser-alice")
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
+    created = json.loads(await page.locator("#co-body").inner_text())
+    order_id = created["order_id"]
+    key = await page.locator("#co-key").inner_text()
+    assert created["status"] == "confirmed" and created["customer_id"] == "browser-alice"
+    await expect(page.locator("#co-replayed")).to_have_attribute("data-replayed", "false")
+    await page.get_by_role("button", name="Send again with the same key").click()
+    await expect(page.locator("#co-replayed")).to_have_attribute("data-replayed", "true")
+    await expect(page.locator("#co-replayed")).to_contain_text("Idempotent-Replayed: true")
+    await expect(page.locator("#co-key")).to_have_text(key)
+    assert json.loads(await page.locator("#co-body").inner_text())["order_id"] == order_id
+    assert s.inventory.available(product) == 498  # the replay decremented nothing
+
+    row = page.locator(f'li.order[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("data-status", "confirmed")
+    await expect(row).to_contain_text("settled in")
+    await expect(row).to_contain_text("direct reply")
+    await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("498")
+
+
+async def _all_green(s: Scenario) -> None:
+    """The dependencies and the alert, green with words."""
+    page, expect = s.page, s.expect
+    await expect(page.locator("#health-overall")).to_have_attribute("data-ok", "true")
+    for check in ("orders_database", "inventory", "bus"):
+        await expect(page.locator(f'li.check[data-check="{check}"]')).to_contain_text("OK")
+    await expect(page.locator("#latency-alert")).to_have_attribute("data-state", "OK")
+    await expect(page.locator("#latency-state")).to_have_text("OK")
+    await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "off")
+    await page.screenshot(path=str(SCREENSHOTS / "dashboard-ok.png"), full_page=True)
+
+
+async def _cancel_from_its_row(s: Scenario) -> None:
+    """A second order, cancelled from its row."""
+    page, expect = s.page, s.expect
+    await page.get_by_role("button", name="Place order").click()
+    await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
+    second = json.loads(await page.locator("#co-body").inner_text())["order_id"]
+    second_row = page.locator(f'li.order[data-order-id="{second}"]')
+    await second_row.get_by_role("button", name=re.compile("Cancel order")).click()
+    await expect(second_row).to_have_attribute("data-status", "cancelled")
+    await expect(page.locator("#orders-note")).to_contain_text("HTTP 200")
+
+
+async def _gremlin_on_from_the_page(s: Scenario) -> None:
+    """The Gremlin on through the page's switches: every inventory call held 1.5 s (deadline 2 s)."""
+    page, expect = s.page, s.expect
+    await page.get_by_label("min delay (s)").fill("1.5")
+    await page.get_by_label("max delay (s)").fill("1.5")
+    await page.get_by_label("pattern").fill("random")
+    await page.get_by_label("crash rate (0–1)").fill("0")
+    await page.get_by_role("switch", name=re.compile("Gremlin")).check()
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "on")
+    await expect(page.locator("#chaos-state")).to_contain_text("Gremlin ON: 1.5–1.5 s")
+    assert s.inventory.running.chaos.settings == ChaosSettings(
+        gremlin_enabled=True, min_delay_s=1.5, max_delay_s=1.5, pattern="random", crash_rate=0.0
+    )
+
+
+async def _alert_turns_red(s: Scenario) -> None:
+    """Slow traffic until the 30 s average is well above 1 s (bounded), then the page must turn red."""
+    page, expect = s.page, s.expect
+    stats = await s.served.latency()
+    for _ in range(8):
+        statuses = await push(s.served, s.load_product, 16)
+        assert set(statuses) <= {201, 202}, statuses
+        stats = await s.served.latency()
+        if stats["average_ms"] is not None and stats["average_ms"] > 1200:
+            break
+    assert stats["state"] == "SLOW", stats
+    s.report["slow"] = stats
+    await expect(page.locator("#latency-alert")).to_have_attribute("data-state", "SLOW")
+    await expect(page.locator("#latency-state")).to_have_text("SLOW")
+    await expect(page.locator("#latency-text")).to_contain_text("above 1.00 s")
+    await page.screenshot(path=str(SCREENSHOTS / "dashboard-slow.png"), full_page=True)
+
+
+async def _chaos_off_and_green_again(s: Scenario) -> None:
+    """Gremlin off from the page; fast traffic pulls the average under 1 s → green again."""
+    page, expect = s.page, s.expect
+    await page.get_by_role("button", name="All chaos off").click()
+    await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "off")
+    assert s.inventory.running.chaos.settings.gremlin_enabled is False
+    for _ in range(15):
+        statuses = await push(s.served, s.load_product, 20)
+        assert set(statuses) == {201}, statuses
+        stats = await s.served.latency()
+        if stats["state"] == "OK":
+            break
+    assert stats["state"] == "OK", stats
+    s.report["recovered"] = stats
+    await expect(page.locator("#latency-alert")).to_have_attribute("data-state", "OK")
+    await expect(page.locator("#latency-state")).to_have_text("OK")
+
+
+async def _on_a_phone(s: Scenario, browser: Any) -> None:
+    """Phone-sized screen."""
+    expect = s.expect
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                      is_mobile=True, has_touch=True)
+    mobile = await phone.new_page()
+    await mobile.goto(f"{s.served.base}/api/dashboard", wait_until="domcontentloaded")
+    await expect(mobile.locator("#latency-alert")).to_have_attribute("data-state", "OK")
+    await expect(mobile.locator("li.order")).to_have_count(25)  # the 25 most recent (load included)
+    await expect(mobile.locator("#health-overall")).to_have_attribute("data-ok", "true")
+    overflow = await mobile.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways on a phone by {overflow}px"
+    await mobile.screenshot(path=str(SCREENSHOTS / "dashboard-mobile.png"),  # what a 390x844 phone shows
+                            clip={"x": 0, "y": 0, "width": 390, "height": 844})
+    await mobile.locator("#orders-h").scroll_into_view_if_needed()
+    await mobile.screenshot(path=str(SCREENSHOTS / "dashboard-mobile-orders.png"))
+    await phone.close()
+
+
+def _watch(page: Any, served: Served) -> tuple[list[str], list[str]]:
+    """Errors the page reports, and requests that leave our own origin."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(served.base) else None)
+    return problems, outside
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(120)
 async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(served: Served) -> None:
@@ -164,7 +322,6 @@ async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(s
     inventory = served.orders.inventory
     product = await inventory.new_product(500, prefix="DASH")
     load_product = await inventory.new_product(5000, prefix="LOAD")
-    report: dict[str, Any] = {}
 
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(chromium_path()), args=CHROMIUM_ARGS, timeout=30_000)
@@ -172,124 +329,17 @@ async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(s
             context = await browser.new_context(viewport={"width": 1280, "height": 1000})
             page = await context.new_page()
             page.set_default_timeout(EXPECT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
-            page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
-            outside: list[str] = []
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(served.base) else None)
-
-            await page.goto(f"{served.base}/api/dashboard", wait_until="domcontentloaded")
-            await expect(page).to_have_title("Valerix dashboard")
-            await expect(page.locator(f'#co-product option[value="{product}"]')).to_have_count(1)
-            await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("500")
-
-            # checkout through the form, then the replay with the same key
-            await page.select_option("#co-product", product)
-            await page.get_by_label("quantity").fill("2")
-            await page.get_by_label("customer").fill("browser-alice")
-            await page.get_by_role("button", name="Place order").click()
-            await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
-            created = json.loads(await page.locator("#co-body").inner_text())
-            order_id = created["order_id"]
-            key = await page.locator("#co-key").inner_text()
-            assert created["status"] == "confirmed" and created["customer_id"] == "browser-alice"
-            await expect(page.locator("#co-replayed")).to_have_attribute("data-replayed", "false")
-            await page.get_by_role("button", name="Send again with the same key").click()
-            await expect(page.locator("#co-replayed")).to_have_attribute("data-replayed", "true")
-            await expect(page.locator("#co-replayed")).to_contain_text("Idempotent-Replayed: true")
-            await expect(page.locator("#co-key")).to_have_text(key)
-            assert json.loads(await page.locator("#co-body").inner_text())["order_id"] == order_id
-            assert inventory.available(product) == 498  # the replay decremented nothing
-
-            row = page.locator(f'li.order[data-order-id="{order_id}"]')
-            await expect(row).to_have_attribute("data-status", "confirmed")
-            await expect(row).to_contain_text("settled in")
-            await expect(row).to_contain_text("direct reply")
-            await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("498")
-
-            # the dependencies and the alert, green with words
-            await expect(page.locator("#health-overall")).to_have_attribute("data-ok", "true")
-            for check in ("orders_database", "inventory", "bus"):
-                await expect(page.locator(f'li.check[data-check="{check}"]')).to_contain_text("OK")
-            alert = page.locator("#latency-alert")
-            await expect(alert).to_have_attribute("data-state", "OK")
-            await expect(page.locator("#latency-state")).to_have_text("OK")
-            await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "off")
-            await page.screenshot(path=str(SCREENSHOTS / "dashboard-ok.png"), full_page=True)
-
-            # a second order, cancelled from its row
-            await page.get_by_role("button", name="Place order").click()
-            await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
-            second = json.loads(await page.locator("#co-body").inner_text())["order_id"]
-            second_row = page.locator(f'li.order[data-order-id="{second}"]')
-            await second_row.get_by_role("button", name=re.compile("Cancel order")).click()
-            await expect(second_row).to_have_attribute("data-status", "cancelled")
-            await expect(page.locator("#orders-note")).to_contain_text("HTTP 200")
-
-            # the Gremlin on through the page's switches: every inventory call held 1.5 s (deadline 2 s)
-            await page.get_by_label("min delay (s)").fill("1.5")
-            await page.get_by_label("max delay (s)").fill("1.5")
-            await page.get_by_label("pattern").fill("random")
-            await page.get_by_label("crash rate (0–1)").fill("0")
-            await page.get_by_role("switch", name=re.compile("Gremlin")).check()
-            await page.get_by_role("button", name="Apply").click()
-            await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "on")
-            await expect(page.locator("#chaos-state")).to_contain_text("Gremlin ON: 1.5–1.5 s")
-            assert inventory.running.chaos.settings == ChaosSettings(
-                gremlin_enabled=True, min_delay_s=1.5, max_delay_s=1.5, pattern="random", crash_rate=0.0
-            )
-
-            # slow traffic until the 30 s average is well above 1 s (bounded), then the page must turn red
-            stats = await served.latency()
-            for _ in range(8):
-                statuses = await push(served, load_product, 16)
-                assert set(statuses) <= {201, 202}, statuses
-                stats = await served.latency()
-                if stats["average_ms"] is not None and stats["average_ms"] > 1200:
-                    break
-            assert stats["state"] == "SLOW", stats
-            report["slow"] = stats
-            await expect(alert).to_have_attribute("data-state", "SLOW")
-            await expect(page.locator("#latency-state")).to_have_text("SLOW")
-            await expect(page.locator("#latency-text")).to_contain_text("above 1.00 s")
-            await page.screenshot(path=str(SCREENSHOTS / "dashboard-slow.png"), full_page=True)
-
-            # Gremlin off from the page; fast traffic pulls the average under 1 s → green again
-            await page.get_by_role("button", name="All chaos off").click()
-            await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "off")
-            assert inventory.running.chaos.settings.gremlin_enabled is False
-            for _ in range(15):
-                statuses = await push(served, load_product, 20)
-                assert set(statuses) == {201}, statuses
-                stats = await served.latency()
-                if stats["state"] == "OK":
-                    break
-            assert stats["state"] == "OK", stats
-            report["recovered"] = stats
-            await expect(alert).to_have_attribute("data-state", "OK")
-            await expect(page.locator("#latency-state")).to_have_text("OK")
-
-            # phone-sized screen
-            phone = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                              is_mobile=True, has_touch=True)
-            mobile = await phone.new_page()
-            await mobile.goto(f"{served.base}/api/dashboard", wait_until="domcontentloaded")
-            await expect(mobile.locator("#latency-alert")).to_have_attribute("data-state", "OK")
-            await expect(mobile.locator("li.order")).to_have_count(25)  # the 25 most recent (load included)
-            await expect(mobile.locator("#health-overall")).to_have_attribute("data-ok", "true")
-            overflow = await mobile.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"the page scrolls sideways on a phone by {overflow}px"
-            await mobile.screenshot(path=str(SCREENSHOTS / "dashboard-mobile.png"),  # what a 390x844 phone shows
-                                    clip={"x": 0, "y": 0, "width": 390, "height": 844})
-            await mobile.locator("#orders-h").scroll_into_view_if_needed()
-            await mobile.screenshot(path=str(SCREENSHOTS / "dashboard-mobile-orders.png"))
-            await phone.close()
-
+            problems, outside = _watch(page, served)
+            scenario = Scenario(served, page, expect, product, load_product)
+            for step in (_open_page, _checkout_then_replay, _all_green, _cancel_from_its_row,
+                         _gremlin_on_from_the_page, _alert_turns_red, _chaos_off_and_green_again):
+                await step(scenario)
+            await _on_a_phone(scenario, browser)
             assert not problems, problems
             assert not outside, outside
         finally:
             await browser.close()
+    report = scenario.report
     (SCREENSHOTS / "dashboard-latency.json").write_text(json.dumps(report, indent=2))
     print("latency under the Gremlin:", report["slow"], "after:", report["recovered"])
     assert time.monotonic() - started < 90
