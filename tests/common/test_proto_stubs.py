@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
+ROOT = REPO_ROOT
 GENERATED = ["inventory_pb2.py", "inventory_pb2.pyi", "inventory_pb2_grpc.py", "inventory_pb2_grpc.pyi"]
 
 

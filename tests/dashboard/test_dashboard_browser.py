@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,10 +26,11 @@ from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.domain.rolling_window import RollingWindow
 from order_functions.interface import dashboard, http_api, http_support
 from order_functions.interface.app import build_app
+from tests import REPO_ROOT
 from tests.support.inventory import InventoryHarness
 from tests.support.orders import OrderHarness, order_app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -27,6 +27,7 @@ from devstack.functions_host import (
 )
 from order_functions.infrastructure.local_queue import LocalQueue
 from order_functions.infrastructure.messaging import OutgoingMessage
+from tests import REPO_ROOT
 from tests.functions_host import sample_app
 from valerix_common.db import make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
@@ -398,7 +399,7 @@ def test_host_json_settings(tmp_path: Path) -> None:
         )
     )
     assert HostConfig.from_host_json(path) == HostConfig("", 2, 86430.0)
-    assert HostConfig.from_host_json(Path(__file__).resolve().parents[2] / "host.json").route_prefix == "api"
+    assert HostConfig.from_host_json(REPO_ROOT / "host.json").route_prefix == "api"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT as TESTS_REPO_ROOT
+
+REPO_ROOT = TESTS_REPO_ROOT
 INFRA = REPO_ROOT / "infra"
 
 

@@ -17,6 +17,7 @@ from inventory_service.middleware.chaos import CRASH_EXIT_CODE, Chaos, ChaosSett
 from inventory_service.server import start_inventory
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
+from tests import REPO_ROOT
 from tests.support.inventory import (
     InventoryHarness,
     inventory_config,
@@ -26,7 +27,7 @@ from tests.support.inventory import (
     wait_serving,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 async def _timed(call: object) -> float:
