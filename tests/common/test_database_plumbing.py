@@ -79,8 +79,8 @@ def test_unknown_auth_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         auth_mode()
 
 
-def test_embedded_server_restarts_on_the_same_port(tmp_path: Path) -> None:
-    server = EmbeddedPostgres(tmp_path / "pg").start()
+def test_embedded_server_restarts_on_the_same_port(pg_datadir: Path) -> None:
+    server = EmbeddedPostgres(pg_datadir).start()
     try:
         port, pid = server.port, server.pid
         server.restart()
@@ -92,12 +92,12 @@ def test_embedded_server_restarts_on_the_same_port(tmp_path: Path) -> None:
 
 
 async def test_pool_replaces_connections_cut_by_a_server_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_datadir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from valerix_common import db
 
     monkeypatch.setattr(db, "IDLE_CHECK_AFTER_S", 0.1)
-    server = EmbeddedPostgres(tmp_path / "pg").start()
+    server = EmbeddedPostgres(pg_datadir).start()
     pool = make_pool(server.url(), name="restart-check", min_size=2, max_size=2, mode="password")
     try:
         await pool.open(wait=True, timeout=10)

@@ -148,13 +148,13 @@ async def test_sigterm_drains_in_flight_calls(
             proc.wait()
 
 
-async def test_health_follows_the_database(tmp_path: Path) -> None:
+async def test_health_follows_the_database(pg_datadir: Path) -> None:
     """NOT_SERVING (and HTTP 503) while its database is down, SERVING again when it returns."""
     import aiohttp
 
     from valerix_common.embedded_pg import EmbeddedPostgres
 
-    own = EmbeddedPostgres(tmp_path / "pg").start()
+    own = EmbeddedPostgres(pg_datadir).start()
     running = None
     try:
         config: InventoryConfig = inventory_config(own.service_url("inventory"))
