@@ -7,7 +7,7 @@ import asyncio
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.telemetry import (
+from tests.integration.telemetry import (
     GRPC_RESERVE,
     checkout_with_traceparent,
     descendants,

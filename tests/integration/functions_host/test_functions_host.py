@@ -28,7 +28,7 @@ from devstack.functions_host import (
 from order_functions.infrastructure.local_queue import LocalQueue
 from order_functions.infrastructure.messaging import OutgoingMessage
 from tests import REPO_ROOT
-from tests.functions_host import sample_app
+from tests.integration.functions_host import sample_app
 from valerix_common.db import make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
 

@@ -10,8 +10,8 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from order_functions.application.verify_queue import verify_message
 from order_functions.infrastructure import metrics as order_metrics
+from tests.integration.telemetry import checkout_with_traceparent, session, slow_checkout, traced_stack
 from tests.support.orders import FUNCTIONS
-from tests.telemetry import checkout_with_traceparent, session, slow_checkout, traced_stack
 
 
 def _total(points: dict[str, list[Any]], name: str, **attributes: Any) -> float:

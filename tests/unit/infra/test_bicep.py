@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra._helpers import (
+from tests.unit.infra._helpers import (
     INFRA,
     bicep_files,
     contract,

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from tests.infra._helpers import (
+from tests.unit.infra._helpers import (
     INFRA,
     REPO_ROOT,
     contract,
