@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -24,10 +23,11 @@ from devstack.identity.issuer import CONFIG_PATH, JWKS_PATH
 from devstack.identity.settings import ORDERS_AUDIENCE
 from order_functions.application.identity import AuthenticationFailed, Forbidden, Principal, require_role
 from order_functions.infrastructure.jwt_validator import JwtAuthenticator
+from tests import REPO_ROOT
 from valerix_common.env import SettingError
 from valerix_common.jwt_auth import InvalidToken, JwtSettings, JwtValidator
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def settings(issuer: LocalIssuer, **overrides: Any) -> JwtSettings:

@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import grpc
 import pytest
@@ -27,6 +26,7 @@ from order_functions.infrastructure.inventory_credentials import (
 )
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
+from tests import REPO_ROOT
 from tests.support.inventory import (
     InventoryHarness,
     inventory_process_env,
@@ -38,7 +38,7 @@ from tests.support.inventory import (
 )
 from valerix_common.jwt_auth import JwtSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 def caller_auth(issuer: LocalIssuer) -> CallerAuthSettings:
