@@ -2,10 +2,11 @@
 
 * Wakes the moment a decision commits in this process (`wake`, called by the repository), and polls every
   `poll_interval_s` anyway: other replicas' events, and rows left by a process that died after its commit.
-* A batch is claimed with `FOR UPDATE SKIP LOCKED` (replicas share the work), sent in sequence order, and the
-  rows that were sent are marked in the same transaction. A crash before the mark resends them after restart;
-  `message_id` = `event_id`, so the bus's duplicate detection drops the repeat (consumers de-duplicate too).
-* A failed send marks nothing after it: the row records the attempt and the error, the relay logs and backs off
+* A batch is claimed with `FOR UPDATE SKIP LOCKED` (replicas share the work), sent as one bus batch in sequence
+  order (one commit on the local bus, one batch on Service Bus), and marked sent in the claiming transaction. A
+  crash before the mark resends it after restart; `message_id` = `event_id`, so the bus's duplicate detection
+  drops the repeats (consumers de-duplicate by event id too).
+* A failed send marks nothing: the rows record the attempt and the error, the relay logs and backs off
   (exponentially, bounded) and tries again. Nothing is deleted until it was sent and its retention has passed.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 
 from inventory_service.config import InventoryConfig
-from inventory_service.domain.events import message_body
+from inventory_service.domain.events import SOURCE, message_body
 from inventory_service.metrics import OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED, OUTBOX_SEND_FAILURES
 from inventory_service.repository import Conn, StockRepository
 from valerix_common.bus.messages import MessagePublisher, OutgoingMessage
@@ -116,32 +117,31 @@ class OutboxRelay:
                 await self._wait_for_work()
 
     async def relay_once(self) -> int:
-        """Sends one batch; returns how many were sent. Raises RelayError (after marking what was sent)."""
+        """Sends one batch; returns how many were sent. Raises RelayError (after recording the failure)."""
         failure: Exception | None = None
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM, (self.batch_size,))
             rows = await cur.fetchall()
-            sent: list[dict[str, Any]] = []
-            for row in rows:
-                try:
-                    await self._send(row)
-                except Exception as exc:
-                    failure = exc
-                    await self._record_failure(conn, row, exc)
-                    break
-                sent.append(row)
-            if sent:
+            if not rows:
+                return 0
+            try:
+                await self._send(rows)
+            except Exception as exc:  # the whole batch stays unsent (and is resent: duplicates are dropped)
+                failure = exc
+                await self._record_failure(conn, rows, exc)
+            else:
                 await conn.execute(
                     "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE sequence = ANY(%s)",
-                    ([row["sequence"] for row in sent],),
+                    ([row["sequence"] for row in rows],),
                 )
-        for row in sent:
+        if failure is not None:
+            first = rows[0]["event_id"]
+            raise RelayError(f"sending {len(rows)} event(s) from {first} failed: {failure!r}") from failure
+        for row in rows:
             OUTBOX_PUBLISHED.add(1, {"event.type": row["type"]})
             OUTBOX_PUBLISH_DELAY.record(row["age_s"], {"event.type": row["type"]})
-        self.sent += len(sent)
-        if failure is not None:
-            raise RelayError(f"sending event {rows[len(sent)]['event_id']} failed: {failure!r}") from failure
-        return len(sent)
+        self.sent += len(rows)
+        return len(rows)
 
     def report(self) -> dict[str, Any]:
         """For the health side port: informative only (the events wait safely in the outbox)."""
@@ -159,34 +159,19 @@ class OutboxRelay:
             row = await cur.fetchone()
         return int(row["n"]) if row else 0
 
-    async def _send(self, row: dict[str, Any]) -> None:
-        parent = propagate.extract({"traceparent": row["traceparent"], "tracestate": row["tracestate"]})
+    async def _send(self, rows: list[dict[str, Any]]) -> None:
         with tracer.start_as_current_span(
-            f"{self.destination} publish", context=parent, kind=trace.SpanKind.PRODUCER,
-            attributes={"messaging.destination.name": self.destination, "messaging.message.id": str(row["event_id"])},
+            f"{self.destination} publish", kind=trace.SpanKind.PRODUCER,
+            links=[trace.Link(ctx) for ctx in map(_span_context, rows) if ctx.is_valid],
+            attributes={"messaging.destination.name": self.destination, "messaging.batch.message_count": len(rows)},
         ):
-            properties = {"type": row["type"], "source": "valerix-inventory"}
-            if row["order_id"] is not None:
-                properties["order_id"] = str(row["order_id"])
-            propagate.inject(properties)  # the publish span when tracing is on ...
-            properties.setdefault("traceparent", row["traceparent"])  # ... else the decision's own context
-            await self.publisher.send(
-                OutgoingMessage(
-                    message_id=str(row["event_id"]),
-                    body=message_body(
-                        event_id=row["event_id"], event_type=row["type"], order_id=row["order_id"],
-                        occurred_at=row["occurred_at"], payload=row["payload"],
-                        traceparent=row["traceparent"], tracestate=row["tracestate"],
-                    ),
-                    application_properties={k: v for k, v in properties.items() if v},
-                )
-            )
+            await self.publisher.send_batch([_message(row) for row in rows])
 
-    async def _record_failure(self, conn: Conn, row: dict[str, Any], exc: Exception) -> None:
-        OUTBOX_SEND_FAILURES.add(1, {"event.type": row["type"]})
+    async def _record_failure(self, conn: Conn, rows: list[dict[str, Any]], exc: Exception) -> None:
+        OUTBOX_SEND_FAILURES.add(len(rows))
         await conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE sequence = %s",
-            (f"{type(exc).__name__}: {exc}"[:500], row["sequence"]),
+            "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE sequence = ANY(%s)",
+            (f"{type(exc).__name__}: {exc}"[:500], [row["sequence"] for row in rows]),
         )
 
     async def _wait_for_work(self) -> None:
@@ -203,6 +188,27 @@ class OutboxRelay:
             cur = await conn.execute(_PURGE, (self.retention_days, _PURGE_LIMIT))
         if cur.rowcount:
             log.info("outbox: purged %d events sent more than %d days ago", cur.rowcount, self.retention_days)
+
+
+def _span_context(row: dict[str, Any]) -> trace.SpanContext:
+    carrier = {"traceparent": row["traceparent"], "tracestate": row["tracestate"]}
+    return trace.get_current_span(propagate.extract(carrier)).get_span_context()
+
+
+def _message(row: dict[str, Any]) -> OutgoingMessage:
+    """The bus message of an outbox row; it carries the decision's own trace context, so a consumer's span
+    continues the trace of the call that decided (the publish span links to it)."""
+    properties = {"type": row["type"], "source": SOURCE, "traceparent": row["traceparent"],
+                  "tracestate": row["tracestate"], "order_id": str(row["order_id"] or "")}
+    return OutgoingMessage(
+        message_id=str(row["event_id"]),
+        body=message_body(
+            event_id=row["event_id"], event_type=row["type"], order_id=row["order_id"],
+            occurred_at=row["occurred_at"], payload=row["payload"],
+            traceparent=row["traceparent"], tracestate=row["tracestate"],
+        ),
+        application_properties={k: v for k, v in properties.items() if v},
+    )
 
 
 async def start_relay(config: InventoryConfig, repository: StockRepository) -> tuple[OutboxRelay, OpenPublisher] | None:

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,17 +53,11 @@ RECORDING_STOCK = 10 * QUANTITY
 PLACED_EVENT_ID = UUID("5eb1a7c1-0000-4000-8000-0000000e0e01")
 CONFIRMED_EVENT_ID = UUID("5eb1a7c1-0000-4000-8000-0000000e0e02")
 
-# the inventory's outbox rows for the reservation (its decision and its stock change), fixed while recording
-RESERVED_EVENT_ID = UUID("5eb1a7c1-0000-4000-8000-0000000e0e03")
-STOCK_EVENT_ID = UUID("5eb1a7c1-0000-4000-8000-0000000e0e04")
-
 ORDER_ID_SQL = "md5(:oid::text)::uuid"  # a fresh, valid uuid per transaction from a 63-bit random number
 TOKENS: dict[str, str] = {  # text form of a recorded value → a text-typed SQL expression
     str(ORDER_ID): f"{ORDER_ID_SQL}::text",
     str(PLACED_EVENT_ID): "md5(:oid::text || 'placed')::uuid::text",
     str(CONFIRMED_EVENT_ID): "md5(:oid::text || 'confirmed')::uuid::text",
-    str(RESERVED_EVENT_ID): "md5(:oid::text || 'reserved')::uuid::text",
-    str(STOCK_EVENT_ID): "md5(:oid::text || 'stock')::uuid::text",
     PRODUCT_TOKEN: ":pid::text",
     str(QUANTITY): ":qty::text",
     CUSTOMER_TOKEN: ":cust::text",
@@ -191,25 +184,6 @@ def _quote(text: str) -> str:
 
 
 # --- recording ---------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def fixed_inventory_event_ids() -> Iterator[None]:
-    """The inventory draws fresh event ids for its outbox rows; while recording they are the known tokens above,
-    so the scripts vary them per transaction like the order id (they are unique in the outbox)."""
-    from inventory_service import repository
-
-    real = repository.event_params  # type: ignore[attr-defined]
-
-    def fixed(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        return {**real(*args, **kwargs), "event_id": RESERVED_EVENT_ID, "stock_event_id": STOCK_EVENT_ID}
-
-    repository.event_params = fixed  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        repository.event_params = real  # type: ignore[attr-defined]
-
 Step = tuple[str, Callable[[], Awaitable[Any]]]  # (what it is, the repository call)
 
 
@@ -247,9 +221,8 @@ async def record_scripts(conninfo: str) -> list[Recording]:
         for name, plan in plans.items():
             calls = []
             for label, call in plan:
-                with fixed_inventory_event_ids():
-                    async with recording() as journal:
-                        await call()
+                async with recording() as journal:
+                    await call()
                 calls.append((label, list(journal)))
             await _reset(pool)
             recordings.append(Recording(name, calls))

@@ -42,9 +42,14 @@ from order_functions.domain.validation import CheckoutRequest
 
 log = logging.getLogger(__name__)
 
-# The inventory call ends this long before the budget, so recording its answer (or completing the key of a 202)
-# fits before the budget too, even when a burst of checkouts reaches its deadline at the same moment.
+# The inventory call ends this long before the budget (at most a tenth of it), so recording its answer (or
+# completing the key of a 202) fits before the budget too, even when a burst of checkouts reaches its deadline at
+# the same moment.
 RECORD_RESERVE_S = 0.2
+
+
+def record_reserve_s(budget_s: float) -> float:
+    return min(RECORD_RESERVE_S, budget_s * 0.1)
 # Below this there is no point in asking the inventory: the verify hand-off will.
 MIN_CALL_S = 0.02
 
@@ -121,7 +126,7 @@ class Checkout:
             raise CheckoutTimedOut(self.budget_s) from exc
 
     async def _settle_in_time(self, order: Order, deadline: _Deadline) -> Order:
-        ask_s = deadline.left() - RECORD_RESERVE_S
+        ask_s = deadline.left() - record_reserve_s(self.budget_s)
         if ask_s < MIN_CALL_S:
             log.info("order %s: no time left to ask the inventory; handed to VerifyOrder", order.order_id)
             return order

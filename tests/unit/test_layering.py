@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGE = ROOT / "order_functions"
 
 # Imports a layer must not make (prefix match on the module name).
@@ -66,3 +68,14 @@ def test_the_event_contract_and_the_add_ons_stay_apart_from_the_core() -> None:
         if name.startswith("order_functions") and not any(name == ok or name.startswith(ok + ".") for ok in allowed)
     ]
     assert leaks == []
+
+
+def test_the_interface_calls_use_cases_not_adapters() -> None:
+    """`OrderServices.adapters` is there for integration tests to arrange data; the interface must not use it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((PACKAGE / "interface").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in {"adapters", "pool", "bus", "inventory"}
+    ]
+    assert offenders == []

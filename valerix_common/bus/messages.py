@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -63,8 +63,12 @@ class Sendable(Protocol):
 
 
 class MessagePublisher(Protocol):
-    """What an outbox relay needs: a durable send to a queue or topic, and a way to let go of the link."""
+    """What an outbox relay needs: durable sends to a queue or topic, and a way to let go of the link."""
 
     async def send(self, message: Sendable) -> None: ...
+
+    async def send_batch(self, messages: Sequence[Sendable]) -> None:
+        """Sends the messages in order, in as few round trips and commits as the transport allows. If it raises,
+        some may have been sent (Azure chunks): the caller resends all of them, duplicate detection drops repeats."""
 
     async def close(self) -> None: ...

@@ -38,9 +38,10 @@ class BusNotifier:
 
     async def ensure_listening(self) -> None:
         """Starts the listener once; waits (bounded) for LISTEN so the first wait can be woken."""
-        if self._task is None or self._task.done():
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="localbus-listener")
+        if self._task is not None and not self._task.done():
+            return  # running (listening, or reconnecting: meanwhile receivers poll instead of waiting here)
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="localbus-listener")
         if not self._listening.is_set():
             try:
                 await asyncio.wait_for(self._listening.wait(), _LISTEN_READY_TIMEOUT_S)

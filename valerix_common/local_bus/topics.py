@@ -8,6 +8,7 @@ subscription is a queue (`subscription_queue`) with the usual peek-lock, deliver
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from valerix_common.bus.messages import Sendable
@@ -68,6 +69,18 @@ class LocalTopic:
         if row["copies"] == 0:
             log.warning("local topic %s: no subscription, message %s dropped", self.topic_name, message.message_id)
         return int(row["copies"])
+
+    async def send_batch(self, messages: Sequence[Sendable]) -> None:
+        """One transaction for all of them: one commit however many messages (the relay's hot path)."""
+        sql = _PUBLISH_DEDUP if self.duplicate_detection_window_s > 0 else _PUBLISH_PLAIN
+        params = [
+            {"topic": self.topic_name, **message_params(m, self.topic_name, self.duplicate_detection_window_s)}
+            for m in messages
+        ]
+        if not params:
+            return
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(sql, params)
 
     async def create_subscription(self, subscription_name: str) -> None:
         """Idempotent; messages sent before a subscription exists are not copied to it (as in Service Bus)."""
