@@ -34,8 +34,8 @@ async def deliver_events(orders: OrderHarness, *, twice: bool = False) -> list[d
     await orders.relay_outbox(wait_due_s=0)
     queue = await subscription(orders)
     bodies: list[dict[str, Any]] = []
-    for _ in range(10):  # bounded rounds
-        batch = await queue.receive(max_messages=50)
+    for _ in range(100):  # bounded rounds; the subscription also holds earlier tests' events (shared database)
+        batch = await queue.receive(max_messages=100)
         if not batch:
             break
         for message in batch:
