@@ -18,6 +18,7 @@ class Catalogue:
         self.min_refresh_interval_s = min_refresh_interval_s
         self._ids: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
+        self._tried_at = float("-inf")  # the last refresh attempt, failed or not
 
     def remember(self, products: Iterable[ProductView]) -> None:
         self._ids = frozenset(p.product_id for p in products)
@@ -27,10 +28,12 @@ class Catalogue:
         """Ids the inventory does not know. When the inventory can't be asked, trust the caller: the inventory
         still refuses unknown products itself, and the order is then rejected rather than lost."""
         wanted = set(product_ids)
-        age = time.monotonic() - self._loaded_at
-        if wanted <= self._ids and age < self.ttl_s:
+        if wanted <= self._ids and time.monotonic() - self._loaded_at < self.ttl_s:
             return []
-        if age >= self.min_refresh_interval_s:
+        # a failing refresh is tried at most once per interval, not by every checkout while the inventory is slow
+        # (each try costs a checkout part of its budget)
+        if time.monotonic() - max(self._loaded_at, self._tried_at) >= self.min_refresh_interval_s:
+            self._tried_at = time.monotonic()
             try:
                 self.remember(await self.inventory.list_products(timeout_s))
             except InventoryUnavailable as exc:

@@ -238,6 +238,7 @@ class FakeInventory:
         self.reserved: list[UUID] = []
         self.released: list[UUID] = []
         self.list_calls = 0
+        self.list_attempts = 0
         self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
         self.chaos_refusal: InventoryRefused | None = None
         self.reserve_delay_s = 0.0  # a slow inventory: past the caller's timeout the outcome is unknown
@@ -267,6 +268,7 @@ class FakeInventory:
         return self.release_answer
 
     async def list_products(self, timeout_s: float) -> list[ProductView]:
+        self.list_attempts += 1
         self._unavailable()
         self.list_calls += 1
         return list(self.products)

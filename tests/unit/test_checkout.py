@@ -160,3 +160,11 @@ async def test_a_cold_catalogue_that_cannot_load_does_not_block_checkout(world: 
     world.inventory.down = True
     result = await world.services.checkout(request("c-1", ("ANY", 1)), None)
     assert result.order.status is OrderStatus.PENDING and result.order.order_id in world.store.verify_due
+
+
+async def test_a_failing_catalogue_refresh_is_not_retried_by_every_checkout(world: World) -> None:
+    """While the inventory is slow, one checkout per refresh interval pays for the catalogue check, not all."""
+    world.inventory.down = True
+    for _ in range(5):
+        assert (await world.services.checkout(request(), None)).order.is_pending
+    assert world.inventory.list_attempts == 1  # the first tried (and failed); the others within 1 s did not
