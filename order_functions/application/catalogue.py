@@ -18,7 +18,7 @@ class Catalogue:
         self.min_refresh_interval_s = min_refresh_interval_s
         self._ids: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
-        self._tried_at = float("-inf")  # the last refresh attempt, failed or not
+        self._failed_at = float("-inf")  # when the last refresh attempt failed
 
     def remember(self, products: Iterable[ProductView]) -> None:
         self._ids = frozenset(p.product_id for p in products)
@@ -30,13 +30,15 @@ class Catalogue:
         wanted = set(product_ids)
         if wanted <= self._ids and time.monotonic() - self._loaded_at < self.ttl_s:
             return []
-        # a failing refresh is tried at most once per interval, not by every checkout while the inventory is slow
-        # (each try costs a checkout part of its budget)
-        if time.monotonic() - max(self._loaded_at, self._tried_at) >= self.min_refresh_interval_s:
-            self._tried_at = time.monotonic()
+        # after a failed refresh, the next try waits an interval: not every checkout pays for it while the
+        # inventory is slow (each try costs a checkout part of its budget)
+        if time.monotonic() - max(self._loaded_at, self._failed_at) >= self.min_refresh_interval_s:
             try:
                 self.remember(await self.inventory.list_products(timeout_s))
             except InventoryUnavailable as exc:
+                self._failed_at = time.monotonic()
                 log.warning("catalogue refresh failed, not pre-checking product ids: %s", exc)
                 return []
+        elif self._failed_at > self._loaded_at:
+            return []  # the last refresh failed a moment ago: trust the caller, as above
         return sorted(wanted - self._ids) if self._ids else []

@@ -47,6 +47,16 @@ VerifyMessage = Callable[[UUID, int], OutgoingMessage]
 EVENT_SENDS_IN_FLIGHT = 16
 
 
+def _chunks_of_distinct_orders(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Consecutive chunks of at most `size` rows, a new chunk whenever an order repeats (order kept)."""
+    chunks: list[list[dict[str, Any]]] = [[]]
+    for row in rows:
+        if len(chunks[-1]) >= size or any(r["order_id"] == row["order_id"] for r in chunks[-1]):
+            chunks.append([])
+        chunks[-1].append(row)
+    return [c for c in chunks if c]
+
+
 class RelayError(Exception):
     """A send failed; its row and the ones after it stay unsent and are retried."""
 
@@ -101,9 +111,9 @@ class OrderOutboxRelay:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM_EVENTS, (self.batch_size,))
             rows = await cur.fetchall()
-            # a few sends in flight at once: one round trip each would make a busy outbox slower than its traffic
-            for start in range(0, len(rows), EVENT_SENDS_IN_FLIGHT):
-                chunk = rows[start:start + EVENT_SENDS_IN_FLIGHT]
+            # a few sends in flight at once (one round trip each would make a busy outbox slower than its traffic),
+            # never two of one order, so one relay publishes each order's events in version order
+            for chunk in _chunks_of_distinct_orders(rows, EVENT_SENDS_IN_FLIGHT):
                 outcomes = await asyncio.gather(*(self._publish_event(r) for r in chunk), return_exceptions=True)
                 sent.extend(r["event_id"] for r, out in zip(chunk, outcomes, strict=True) if out is None)
                 failed = [(r, out) for r, out in zip(chunk, outcomes, strict=True) if isinstance(out, BaseException)]
