@@ -89,6 +89,16 @@ class RelayRunner:
         self._task = asyncio.create_task(self._drain(), name="order-outbox-relay")
 
     async def _drain(self) -> None:
+        for _ in range(1000):  # bounded; a kick that lands while the next due time is read asks for one more round
+            if not await self._passes():
+                return
+            self._again = False
+            await self._follow_due()
+            if not self._again or self._closed:
+                return
+
+    async def _passes(self) -> bool:
+        """Passes until nothing more is waiting; False when they kept failing (the reconciler's tick retries)."""
         failures = 0
         backoff = self.initial_backoff_s
         while not self._closed:
@@ -103,7 +113,7 @@ class RelayRunner:
                 if failures > self.max_retries:
                     log.warning("order outbox relay: %d failed passes (%s); the reconciler's tick retries",
                                 failures, self.last_error)
-                    return
+                    return False
                 log.warning("order outbox relay failed (%s); retrying in %.1fs", self.last_error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
@@ -111,7 +121,7 @@ class RelayRunner:
             full = max(report.events, report.verifies + report.skipped) >= self.relay_pass.batch_size
             if not (full or self._again):
                 break
-        await self._follow_due()
+        return True
 
     async def _follow_due(self) -> None:
         try:
@@ -119,5 +129,6 @@ class RelayRunner:
         except Exception as exc:
             log.warning("order outbox relay: cannot read the next due verify intent (%r)", exc)
             return
-        if due_in is not None and 0 < due_in <= FOLLOW_DUE_S:
-            self.kick(due_in + 0.01)
+        if due_in is not None and due_in <= FOLLOW_DUE_S:
+            # due already (it fell due after the pass claimed, or another process holds it): look again shortly
+            self.kick(max(due_in, 0.09) + 0.01)
