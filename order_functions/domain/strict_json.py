@@ -11,6 +11,7 @@ Drop-in for `json.loads(body)` in `validation.parse_checkout`; raises its `Valid
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -19,8 +20,9 @@ from typing import Any
 
 from order_functions.domain.validation import MAX_BODY_BYTES, ValidationFailed
 
-# a string (possessive, so an unterminated one is consumed instead of backtracked: linear) or one bracket
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]', re.DOTALL)
+# a string (possessive, so an unterminated one is consumed instead of backtracked: linear)
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True)
@@ -40,19 +42,10 @@ def _malformed(message: str, status: int = 400, title: str = "Malformed JSON") -
     return ValidationFailed([{"field": "body", "message": message}], status, title)
 
 
-def nesting_depth(text: str, limit: int) -> int:
-    """Deepest bracket nesting outside strings, stopping as soon as it passes `limit`."""
-    depth = deepest = 0
-    for match in _STRING_OR_BRACKET.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                break
-        elif token in "]}":
-            depth -= 1
-    return deepest
+def nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside strings (strings removed first, so "[[[" inside one does not count)."""
+    steps = (1 if b in "[{" else -1 for b in _BRACKET.findall(_STRING.sub("", text)))
+    return max(itertools.accumulate(steps), default=0)
 
 
 def _hooks(limits: JsonLimits) -> dict[str, Any]:
@@ -114,11 +107,12 @@ def loads_strict(body: bytes, limits: JsonLimits = JsonLimits()) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _malformed("not UTF-8") from exc
-    if nesting_depth(text, limits.max_depth) > limits.max_depth:
+    if nesting_depth(text) > limits.max_depth:
         raise _malformed(f"nested deeper than {limits.max_depth} levels")
     try:
         value = _parse(text, limits)
-        _check_strings(value)
+        if "\\u" in text:  # NUL and lone surrogates can only arrive as \u escapes (raw control chars are invalid)
+            _check_strings(value)
     except _Rejected as exc:
         raise _malformed(exc.message) from exc
     return value
