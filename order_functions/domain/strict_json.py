@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from order_functions.domain.validation import MAX_BODY_BYTES, ValidationFailed
+from order_functions.domain.validation import MAX_BODY_BYTES, Fault, ValidationFailed
 
 # a string (possessive, so an unterminated one is consumed instead of backtracked: linear)
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
@@ -38,8 +38,8 @@ class _Rejected(Exception):
         self.message = message
 
 
-def _malformed(message: str, status: int = 400, title: str = "Malformed JSON") -> ValidationFailed:
-    return ValidationFailed([{"field": "body", "message": message}], status, title)
+def _malformed(message: str, fault: Fault = Fault.MALFORMED, title: str = "Malformed JSON") -> ValidationFailed:
+    return ValidationFailed([{"field": "body", "message": message}], fault, title)
 
 
 def nesting_depth(text: str) -> int:
@@ -102,7 +102,7 @@ def _check_strings(value: Any) -> None:
 
 def loads_strict(body: bytes, limits: JsonLimits = JsonLimits()) -> Any:
     if len(body) > limits.max_bytes:
-        raise _malformed(f"at most {limits.max_bytes} bytes", 413, "Request body too large")
+        raise _malformed(f"at most {limits.max_bytes} bytes", Fault.TOO_LARGE, "Request body too large")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

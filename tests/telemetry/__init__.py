@@ -166,7 +166,8 @@ async def checkout_with_traceparent(orders: OrderHarness, product: str, quantity
     traceparent, trace_id, parent_id = new_traceparent()
     body = {"customer_id": f"c-trace-{uuid.uuid4().hex[:6]}", "items": [{"product_id": product, "quantity": quantity}]}
     status, answer, _ = await call(
-        "create_order", http_request("POST", "orders", body, headers={"traceparent": traceparent})
+        "create_order", http_request("POST", "orders", body, headers={"traceparent": traceparent},
+                                     customer=body["customer_id"])
     )
     return Flow(trace_id, parent_id, status, answer)
 
