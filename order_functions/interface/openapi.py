@@ -137,7 +137,9 @@ def _paths() -> dict[str, Any]:
                     **_problems("400", "401", "403", "413", "422", "429", "503")},
                 parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                              "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH}}],
-                requestBody={"required": True, "content": {JSON: {"schema": _ref("CheckoutRequest")}}}),
+                requestBody={"required": True, "content": {JSON: {
+                    "schema": _ref("CheckoutRequest"),
+                    "example": {"items": [{"product_id": "VLX-KB-001", "quantity": 1}]}}}}),
             "get": _operation(
                 "The caller's orders, newest first (everybody's, or another customer's, for `ops`)",
                 {"200": _json("A page of orders", _ref("OrderPage")), **_problems("400", "401", "403", "503")},
