@@ -30,6 +30,7 @@ from devstack.chaos.invariants import check_all
 from devstack.chaos.progress import Progress
 from devstack.chaos.report import Report, SlowPathRow
 from devstack.chaos.workload import Observations, build_plan, run_workload
+from devstack.identity.clients import api_headers
 from devstack.stack import ROOT, Stack, StackOptions
 from valerix_common.embedded_pg import free_port
 
@@ -119,6 +120,9 @@ def stack_env(s: Settings) -> dict[str, str]:
         "RECONCILE_GIVE_UP_AFTER_SECONDS": "120",
         "LOCAL_BUS_LOCK_DURATION_S": "30",
         "LOG_LEVEL": "INFO",
+        # the harness tests correctness under faults, not the per-customer limit (40 customers, hundreds of orders)
+        "CHECKOUT_RATE_PER_MINUTE": "10000",
+        "CHECKOUT_RATE_BURST": "1000",
     }
 
 
@@ -167,13 +171,14 @@ async def run(s: Settings) -> int:
         # --- setup: calm inventory while reading the catalogue and creating the hot product -------------------
         await admin.set_chaos(CALM)
         async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
-                    http.get(f"{stack.api_base}/products") as resp):
+                    http.get(f"{stack.api_base}/products", headers=api_headers("chaos-setup")) as resp):
             resp.raise_for_status()
             catalogue = [str(p["product_id"]) for p in (await resp.json())["products"]]
         hot_stock = max(8, s.orders // 8)
         await admin.restock(HOT_PRODUCT, hot_stock, name="Chaos hot item (small stock)", price_cents=999)
         async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
-                    http.get(f"{stack.api_base}/products") as resp):  # the order side's catalogue learns it
+                    http.get(f"{stack.api_base}/products", headers=api_headers("chaos-setup")) as resp):
+            # the order side's catalogue learns it
             resp.raise_for_status()
             if HOT_PRODUCT not in {str(p["product_id"]) for p in (await resp.json())["products"]}:
                 raise RuntimeError(f"{HOT_PRODUCT} missing from GET /api/products after Restock")

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devstack.chaos.invariants import IdempotencyRow, Items, OrderRow, ProductRow, ReservationRow, Snapshot
+from devstack.identity.clients import api_headers
 
 
 def parse_items(raw: Any) -> Items:
@@ -74,7 +75,9 @@ async def read_api(base: str, order_ids: list[str], concurrency: int = 16) -> tu
                                                                                      dict[str, int]]:
     statuses: dict[str, str | None] = {}
     sem = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    # an operator reads every order back through the API
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                     headers=api_headers("chaos-auditor", "ops")) as http:
 
         async def one(oid: str) -> None:
             async with sem:

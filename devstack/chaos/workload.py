@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from devstack.identity.clients import api_headers
+
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 30  # per request: 5xx / connection errors / 409 in flight are retried with the same key
@@ -142,7 +144,7 @@ class Client:
 
     async def post_order(self, planned: PlannedOrder) -> tuple[int, Any, float]:
         """POST until a final answer (201/202/409 rejected/200/4xx); retries 5xx, errors, 409 in flight."""
-        headers = {"Idempotency-Key": planned.idem_key}
+        headers = {"Idempotency-Key": planned.idem_key, **api_headers(planned.customer_id)}
         deadline = time.monotonic() + MAX_RETRY_WINDOW_S
         status, body, elapsed = 0, None, 0.0
         for _ in range(MAX_ATTEMPTS):
@@ -159,10 +161,11 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         return status, body, elapsed
 
-    async def cancel(self, order_id: str) -> int:
+    async def cancel(self, order_id: str, customer_id: str) -> int:
         status = 0
         for _ in range(10):
-            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel")
+            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel",
+                                               headers=api_headers(customer_id))
             if isinstance(body, dict) and isinstance(body.get("order_id"), str):
                 self.obs.seen_order_ids.add(body["order_id"])
             if status and status < 500:
@@ -188,7 +191,7 @@ class Client:
             await self.post_order(planned)  # identical request, same key: must replay the same order
         if planned.cancel_after_s is not None and out.order_id:
             await asyncio.sleep(planned.cancel_after_s)
-            out.cancel_status = await self.cancel(out.order_id)
+            out.cancel_status = await self.cancel(out.order_id, planned.customer_id)
         self.obs.done += 1
 
 
