@@ -22,6 +22,12 @@ param ordersDatabaseUrl string
 param inventoryTimeoutSeconds string = '2'
 param reconcileStaleAfterSeconds string = '30'
 param reconcileGiveUpAfterSeconds string = '600'
+@description('Issuer of the API\'s bearer tokens (docs/identity.md): Entra ID v2 of this tenant by default; an External ID tenant is https://<tenant-id>.ciamlogin.com/<tenant-id>/v2.0')
+param authIssuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+@description('Audience(s) of the API\'s tokens, comma-separated: the Order API app registration\'s Application ID URI and/or client id')
+param authAudience string = 'api://valerix-orders'
+@description('Application ID URI of the inventory\'s app registration: the Function app\'s identity asks for <this>/.default')
+param inventoryAuthAudience string = 'api://valerix-inventory'
 @allowed([
   2048
   4096
@@ -66,6 +72,11 @@ var appSettings = {
   INVENTORY_TIMEOUT_SECONDS: inventoryTimeoutSeconds
   RECONCILE_STALE_AFTER_SECONDS: reconcileStaleAfterSeconds
   RECONCILE_GIVE_UP_AFTER_SECONDS: reconcileGiveUpAfterSeconds
+  // Who is calling (docs/identity.md): the API validates bearer tokens from this issuer for this audience, and
+  // calls the inventory with its managed identity's token for the inventory's audience.
+  AUTH_ISSUER: authIssuer
+  AUTH_AUDIENCE: authAudience
+  INVENTORY_AUTH_AUDIENCE: inventoryAuthAudience
   // Admin endpoints are never enabled in Azure.
   ADMIN_API_ENABLED: 'false'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString

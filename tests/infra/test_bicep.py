@@ -380,3 +380,9 @@ def test_workbook_has_the_dashboard_panels() -> None:
     assert "bin(timestamp, 30s)" in queries["response-time"] and "1000" in queries["response-time"]
     assert "'SLOW'" in queries["alert-state"] and "ago(30s)" in queries["alert-state"]
     assert main_bicep()["modules"]["workbook"]["config"]["params"]["appInsightsId"]
+
+
+def test_function_app_validates_tokens_and_calls_the_inventory_with_its_identity() -> None:
+    settings = _function_app_settings()
+    for name in contract()["function_app_auth"]:
+        assert name in settings, f"function app settings missing {name} (docs/identity.md)"
