@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from order_functions.application.errors import ApplicationError
+
 OPS_ROLE = "ops"
 REALM = "valerix"
 
@@ -51,7 +53,7 @@ def bearer_challenge(error: str | None = None, description: str | None = None, *
     return "Bearer " + ", ".join(params)
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(ApplicationError):
     """401. `reason` is logged, never returned: it would tell a forger which check caught them."""
 
     status = 401
@@ -73,7 +75,7 @@ class AuthenticationFailed(Exception):
         return "Send a valid bearer token." if self.missing else "The access token is missing, expired or not valid."
 
 
-class Forbidden(Exception):
+class Forbidden(ApplicationError):
     """403: authenticated, but not allowed (a missing role, or a body that names another customer)."""
 
     status = 403

@@ -77,8 +77,8 @@ def http_routes() -> list[tuple[str, str]]:
     for function in build_app().get_functions():
         trigger = function.get_trigger()
         if function.is_http_function() and trigger is not None:
-            for method in trigger.methods or ["GET"]:
-                routes.append((str(method.value if hasattr(method, "value") else method), trigger.route))
+            for method in getattr(trigger, "methods", None) or ["GET"]:
+                routes.append((str(getattr(method, "value", method)), str(getattr(trigger, "route", ""))))
     return routes
 
 

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from devstack.identity import ORDER_SERVICE_CLIENT_ID, LocalIssuer
 from devstack.identity.issuer import TOKEN_PATH
 from devstack.identity.settings import INVENTORY_AUDIENCE, ORDERS_AUDIENCE
-from inventory_service.middleware.auth import CallerAuthSettings, needs_caller_auth
+from inventory_service.middleware.auth import OPEN_METHODS, CallerAuthSettings, needs_caller_auth
 from order_functions.application.ports import InventoryUnavailable
 from order_functions.infrastructure.inventory_credentials import (
     BearerTokenInterceptor,
@@ -201,3 +201,15 @@ async def test_the_product_path_reads_caller_auth_from_settings(issuer: LocalIss
         proc.terminate()
         await asyncio.to_thread(proc.wait, 30)
     assert os.environ.get("INVENTORY_AUTH_ISSUER") is None  # nothing leaked into this process's settings
+
+
+async def test_every_inventory_method_outside_the_open_list_needs_the_token(guarded: InventoryHarness) -> None:
+    """Derived from the contract, so a method added later (ShipReservation) is checked without editing this."""
+    service = pb.DESCRIPTOR.services_by_name["InventoryService"]
+    protected = [m.name for m in service.methods if m.name not in OPEN_METHODS]
+    assert {"ReserveStock", "GetReservation", "ReleaseReservation"} <= set(protected)
+    for name in protected:
+        # raw bytes: b"" is an empty message of any type
+        method = f"/{service.full_name}/{name}"
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = guarded.channel.unary_unary(method)
+        await assert_code(call(b"", timeout=10), grpc.StatusCode.UNAUTHENTICATED)
