@@ -163,6 +163,7 @@ module containerApps 'modules/containerapps.bicep' = {
     registryServer: empty(acrName) ? '' : '${acrName}${environment().suffixes.acrLoginServer}'
     identityId: inventoryIdentity.id
     identityClientId: inventoryIdentity.properties.clientId
+    inventoryAllowedCallers: functionIdentity.properties.clientId  // only the Order Service may call
     // Entra role name = identity name (created by pgaadauth_create_principal, see README); port 6432 = PgBouncer.
     inventoryDatabaseUrl: 'postgresql://${inventoryIdentity.name}@${postgres.outputs.fqdn}:6432/inventory?sslmode=require'
     appInsightsConnectionString: monitoring.outputs.connectionString

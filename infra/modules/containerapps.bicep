@@ -22,6 +22,12 @@ param schrodingerCrashRate string = '0'
 param minReplicas int = 1
 param maxReplicas int = 3
 param tags object = {}
+@description('Issuer of the tokens the inventory accepts from its caller (docs/identity.md): Entra ID v2 of this tenant')
+param inventoryAuthIssuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+@description('Application ID URI of the inventory\'s app registration (the audience of its callers\' tokens)')
+param inventoryAuthAudience string = 'api://valerix-inventory'
+@description('The only callers allowed to reserve, release or ship: the Function app identity\'s client id')
+param inventoryAllowedCallers string
 
 var grpcPort = 50051
 var healthPort = 8081
@@ -163,6 +169,19 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
             {
               name: 'SCHRODINGER_CRASH_RATE'
               value: schrodingerCrashRate
+            }
+            // who may call (docs/identity.md): a server reachable beyond loopback refuses to start without these
+            {
+              name: 'INVENTORY_AUTH_ISSUER'
+              value: inventoryAuthIssuer
+            }
+            {
+              name: 'INVENTORY_AUTH_AUDIENCE'
+              value: inventoryAuthAudience
+            }
+            {
+              name: 'INVENTORY_ALLOWED_CALLERS'
+              value: inventoryAllowedCallers
             }
           ]
           // Container Apps probes are HTTP or TCP only (no gRPC probe): the inventory serves

@@ -95,6 +95,7 @@ def run_cases(operation: Any, mode: GenerationMode, base: str, headers: dict[str
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")  # schemathesis internals
 async def test_fuzzing_the_running_stack_finds_no_5xx_and_nothing_undocumented(base_url: str) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{base_url}/openapi.json") as resp:
         assert resp.status == 200  # anonymous

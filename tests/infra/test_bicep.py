@@ -386,3 +386,12 @@ def test_function_app_validates_tokens_and_calls_the_inventory_with_its_identity
     settings = _function_app_settings()
     for name in contract()["function_app_auth"]:
         assert name in settings, f"function app settings missing {name} (docs/identity.md)"
+
+
+def test_container_app_admits_only_the_order_service() -> None:
+    _, app = _inventory_app()
+    env = {e["name"]: e for e in app["properties"]["template"]["containers"][0]["env"]}
+    for name in contract()["inventory_auth"]:
+        assert name in env, f"inventory env missing {name} (docs/identity.md)"
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "inventoryAllowedCallers: functionIdentity.properties.clientId" in main
