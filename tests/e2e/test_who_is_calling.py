@@ -346,3 +346,15 @@ async def test_an_inventory_refusing_our_credential_leaves_the_order_pending(
                               f"%{product}%")
         assert all(r[0] == "pending" for r in rows)
         assert inventory.available(product) == 5
+
+
+async def test_without_token_settings_nothing_gets_in(inventory: InventoryHarness, orders_db_url: str) -> None:
+    """No setting switches validation off: an app missing AUTH_ISSUER refuses every token, and still probes."""
+    async with serving(inventory, orders_db_url, AUTH_ISSUER="") as api:
+        product = await api.orders.inventory.new_product(5)
+        before = api.written()
+        status, _, resp = await api.call("POST", "/orders", who="alice", roles=("ops",), json=order(product))
+        assert status == 401 and resp.content_type == PROBLEM
+        status, body, _ = await api.call("GET", "/health", who="alice", roles=("ops",))
+        assert status == 200 and set(body["checks"]["inventory"]) == {"status"}
+        assert api.written() == before
