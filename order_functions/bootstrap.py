@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 import psycopg
@@ -21,7 +20,7 @@ from order_functions.application.cancel import CancelOrder, ReleaseStock
 from order_functions.application.catalogue import Catalogue
 from order_functions.application.checkout import Checkout
 from order_functions.application.identity import Authenticator
-from order_functions.application.ownership import CustomerCheckout, CustomerOrders
+from order_functions.application.ownership import CustomerCheckout, CustomerOrders, RateLimiter
 from order_functions.application.ports import (
     ChaosControls,
     Inventory,
@@ -38,7 +37,6 @@ from order_functions.application.transitions import OrderTransitions
 from order_functions.application.verify_order import VerifyOrder
 from order_functions.application.verify_queue import VerifyQueue
 from order_functions.config import OrderConfig
-from order_functions.domain.rate_limit import InMemoryRateLimiter
 from order_functions.infrastructure.inventory_client import GrpcInventory
 from order_functions.infrastructure.inventory_credentials import BearerTokenInterceptor, inventory_token_from_env
 from order_functions.infrastructure.jwt_validator import JwtAuthenticator
@@ -46,6 +44,7 @@ from order_functions.infrastructure.local_bus import local_queue
 from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
 from order_functions.infrastructure.metrics import OtelMetrics
 from order_functions.infrastructure.orders_repository import MIGRATIONS, OrdersRepository
+from order_functions.infrastructure.rate_limiter import PostgresRateLimiter, ProcessRateLimiter
 from order_functions.infrastructure.servicebus_sender import AzureServiceBusSender
 from valerix_common.db import Pool, make_pool
 from valerix_common.env import env_str
@@ -106,6 +105,7 @@ def wire(
     metrics: Metrics,
     bus_kind: str,
     queue_stats: QueueStats | None,
+    rate_limiter: RateLimiter | None = None,
 ) -> OrderServices:
     catalogue = Catalogue(inventory)
     transitions = OrderTransitions(orders, metrics)
@@ -115,7 +115,7 @@ def wire(
     checkout = Checkout(orders, catalogue, settle, verify_queue, config.inventory_timeout_s)
     cancel_order = CancelOrder(orders, release)
     order_queries = OrderQueries(orders)
-    limiter = InMemoryRateLimiter(config.checkout_rate, time.monotonic)
+    limiter = rate_limiter or ProcessRateLimiter(config.checkout_rate)
     return OrderServices(
         checkout=checkout,
         verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
@@ -198,6 +198,7 @@ async def build(config: OrderConfig) -> OrderServices:
         metrics=OtelMetrics(adapters.pool, adapters.bus),
         bus_kind=adapters.bus_kind,
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
+        rate_limiter=PostgresRateLimiter(adapters.pool, config.checkout_rate),  # shared by every instance
     )
     services.adapters = adapters
     return services

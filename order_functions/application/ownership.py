@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
-    def acquire(self, key: str) -> RateDecision: ...
-    def refund(self, key: str) -> None: ...
+    async def acquire(self, key: str) -> RateDecision:
+        """Takes one checkout slot of this customer, or says when to come back."""
+
+    async def refund(self, key: str) -> None:
+        """Gives back a slot `acquire` took (the checkout was a replay, or wrote nothing)."""
 
 
 class KeyLookup(Protocol):
@@ -63,15 +66,15 @@ class CustomerCheckout:
             result = await self.checkout(request, key)
         except ApplicationError:  # refused before an order was written (unknown product, key in use)
             if counted:
-                self.limiter.refund(request.customer_id)
+                await self.limiter.refund(request.customer_id)
             raise
         if result.replayed and counted:
-            self.limiter.refund(request.customer_id)
+            await self.limiter.refund(request.customer_id)
         return result
 
     async def _admit(self, customer_id: str, key: str | None) -> bool:
         """True when this checkout consumed a slot; a limited request passes only as a replay of its key."""
-        decision = self.limiter.acquire(customer_id)
+        decision = await self.limiter.acquire(customer_id)
         if decision.allowed:
             return True
         if key is not None and await self.keys.key_order(customer_id, key) is not None:
