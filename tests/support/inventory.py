@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,11 +25,12 @@ from order_functions.infrastructure.inventory_credentials import BearerTokenInte
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
+from tests import REPO_ROOT
 from tests.support.identity import issuer
 from valerix_common.embedded_pg import free_port
 from valerix_common.jwt_auth import JwtSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 ADMIN_TOKEN = "test-admin-token"
 
