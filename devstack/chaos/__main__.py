@@ -178,7 +178,6 @@ async def run(s: Settings) -> int:
         await admin.restock(HOT_PRODUCT, hot_stock, name="Chaos hot item (small stock)", price_cents=999)
         async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
                     http.get(f"{stack.api_base}/products", headers=api_headers("chaos-setup")) as resp):
-            # the order side's catalogue learns it
             resp.raise_for_status()
             if HOT_PRODUCT not in {str(p["product_id"]) for p in (await resp.json())["products"]}:
                 raise RuntimeError(f"{HOT_PRODUCT} missing from GET /api/products after Restock")

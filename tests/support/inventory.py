@@ -90,14 +90,19 @@ def order_service_caller_auth() -> CallerAuthSettings:
     )
 
 
-def order_service_channel(target: str) -> grpc.aio.Channel:
-    """A channel that calls as the Order Service (its token from the test issuer), like the order side does."""
+def order_service_interceptor() -> BearerTokenInterceptor:
+    """The Order Service's credential (a token from the test issuer), as the order side's channel carries it."""
     token = issuer().minter.mint(ORDER_SERVICE_CLIENT_ID, INVENTORY_AUDIENCE, application=True)
 
     async def fetch() -> tuple[str, float]:
         return token, time.time() + 3600
 
-    return grpc.aio.insecure_channel(target, interceptors=[BearerTokenInterceptor(CachedToken(fetch))])
+    return BearerTokenInterceptor(CachedToken(fetch))
+
+
+def order_service_channel(target: str) -> grpc.aio.Channel:
+    """A channel that calls as the Order Service, like the order side does."""
+    return grpc.aio.insecure_channel(target, interceptors=[order_service_interceptor()])
 
 
 @asynccontextmanager
