@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from inventory_service.config import InventoryConfig
 from inventory_service.handlers import InventoryServicer
-from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app
+from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app, start_health_site
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.middleware.interceptors import GremlinInterceptor
 from inventory_service.repository import MIGRATIONS, StockRepository
@@ -76,9 +76,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
     monitor.start()
     runner = web.AppRunner(health_app(monitor), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host=config.host.strip("[]") or None, port=config.health_port)
-    await site.start()
-    health_port = runner.addresses[0][1] if runner.addresses else config.health_port
+    health_port = await start_health_site(runner, config.host, config.health_port)
 
     await server.start()
     log.info(
