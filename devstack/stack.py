@@ -77,6 +77,8 @@ class Stack:
             "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
             # the dashboard's chaos switches: on for the local stack only (never set in Azure)
             "ADMIN_API_ENABLED": os.environ.get("ADMIN_API_ENABLED", "true"),
+            # a 5 s reconciler locally (chaos runs quiesce fast); Azure runs it every 5 minutes so Flex can idle
+            "RECONCILE_SCHEDULE": os.environ.get("RECONCILE_SCHEDULE", "*/5 * * * * *"),
             **opts.extra_env,
         }
         # where `make backup` and other tools find this stack's databases (no secrets: trust auth on loopback)

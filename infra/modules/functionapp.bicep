@@ -22,6 +22,8 @@ param ordersDatabaseUrl string
 param inventoryTimeoutSeconds string = '2'
 param reconcileStaleAfterSeconds string = '30'
 param reconcileGiveUpAfterSeconds string = '600'
+@description('Six-field NCRONTAB. Every 5 minutes lets Flex Consumption scale to zero between runs; the reconciler is the fallback behind VerifyOrder and the events, not the main path.')
+param reconcileSchedule string = '0 */5 * * * *'
 @allowed([
   2048
   4096
@@ -66,6 +68,8 @@ var appSettings = {
   INVENTORY_TIMEOUT_SECONDS: inventoryTimeoutSeconds
   RECONCILE_STALE_AFTER_SECONDS: reconcileStaleAfterSeconds
   RECONCILE_GIVE_UP_AFTER_SECONDS: reconcileGiveUpAfterSeconds
+  // read when the app is indexed (order_functions/interface/bus_functions.py)
+  RECONCILE_SCHEDULE: reconcileSchedule
   // Admin endpoints are never enabled in Azure.
   ADMIN_API_ENABLED: 'false'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString

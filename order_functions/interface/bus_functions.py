@@ -14,6 +14,7 @@ from opentelemetry import context, propagate, trace
 from order_functions.application.service import parse_verify_body
 from order_functions.infrastructure import metrics
 from order_functions.infrastructure.container import get_resources
+from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.orders")
@@ -21,7 +22,7 @@ tracer = trace.get_tracer("valerix.orders")
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 VERIFY_QUEUE = "verify-order"  # literal: the trigger binding is read before app settings are; Bicep declares it
-RECONCILE_SCHEDULE = "*/5 * * * * *"
+RECONCILE_SCHEDULE = env_str("RECONCILE_SCHEDULE", "0 */5 * * * *")  # Flex idles between runs; devstack: 5 s
 
 
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=VERIFY_QUEUE, connection="ServiceBusConnection")
