@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from devstack.identity.cli import add_token_parser, run_token
 from devstack.stack import Stack, StackOptions
 from valerix_common.telemetry import configure_logging
 
@@ -37,7 +38,10 @@ def main() -> None:
     up.add_argument("--port", type=int, default=7071, help="Functions host HTTP port")
     up.add_argument("--fresh", action="store_true", help="start from empty databases")
     up.add_argument("--inventory-only", action="store_true", help="PostgreSQL and the inventory service only")
+    add_token_parser(sub)
     args = parser.parse_args()
+    if args.command == "token":
+        raise SystemExit(run_token(args))
     configure_logging("devstack")
     if args.command == "up":
         asyncio.run(run_up(args))

@@ -40,6 +40,7 @@ INVENTORY_ROOTS = (
     "opentelemetry-instrumentation-grpc",
     "opentelemetry-instrumentation-psycopg",
     "psycopg[binary,pool]",
+    "PyJWT[crypto]",  # the caller check (inventory_service/middleware/auth.py -> valerix_common.jwt_auth)
 )
 
 

@@ -36,6 +36,12 @@ param postgresAdminPrincipalType string = 'User'
 @description('General Purpose SKU: PgBouncer is not offered on Burstable.')
 param postgresSkuName string = 'Standard_D2ds_v5'
 
+@description('Application ID URI (or client id) of the Order API app registration: the audience of callers\' tokens.')
+param orderApiAudience string
+
+@description('Application ID URI of the Inventory API app registration: the audience of the Order Service\'s token.')
+param inventoryApiAudience string = 'api://valerix-inventory'
+
 @description('Optional action group id for the response-time alert.')
 param alertActionGroupId string = ''
 
@@ -55,6 +61,8 @@ var postgresServerName = 'psql-${base}'
 var storageAccountName = take(toLower(replace('st${namePrefix}${suffix}', '-', '')), 24)
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var roleAcrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+// Entra ID v2 tokens of this tenant (docs/identity.md)
+var tokenIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 var registryServer = empty(acrName) ? '' : '${acrName}${environment().suffixes.acrLoginServer}'
 
 // ---------------------------------------------------------------- identities
@@ -219,6 +227,10 @@ module containerApps 'modules/containerapps.bicep' = {
     inventoryDatabaseUrl: 'postgresql://${inventoryIdentity.name}@${postgres.outputs.fqdn}:6432/inventory?sslmode=require'
     appInsightsConnectionString: monitoring.outputs.connectionString
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    authIssuer: tokenIssuer
+    authAudience: inventoryApiAudience
+    // only the Order Service's identity may call (client id in azp/appid, object id in oid)
+    allowedCallers: '${functionIdentity.properties.clientId},${functionIdentity.properties.principalId}'
     gremlinMode: gremlinMode
     schrodingerCrashRate: schrodingerCrashRate
     minReplicas: 1
@@ -263,6 +275,9 @@ module functionApp 'modules/functionapp.bicep' = {
     verifyQueueName: serviceBus.outputs.queueName
     inventoryGrpcTarget: '${containerApps.outputs.fqdn}:443'
     ordersDatabaseUrl: 'postgresql://${functionIdentity.name}@${postgres.outputs.fqdn}:6432/orders?sslmode=require'
+    authIssuer: tokenIssuer
+    authAudience: orderApiAudience
+    inventoryAuthAudience: inventoryApiAudience
     tags: tags
   }
   dependsOn: [

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inventory_service.middleware.auth import CallerAuthSettings
 from valerix_common.env import env_int, env_str
 
 
@@ -14,18 +15,21 @@ class InventoryConfig:
     admin_token: str
     pool_size: int
     grace_seconds: int
+    caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> InventoryConfig:
         url = database_url or env_str("INVENTORY_DATABASE_URL")
         if not url:
             raise RuntimeError("INVENTORY_DATABASE_URL is not set (devstack sets it for the embedded PostgreSQL)")
+        host = env_str("INVENTORY_BIND_HOST", "[::]")
         return cls(
             database_url=url,
             grpc_port=env_int("INVENTORY_GRPC_PORT", 50051, minimum=0, maximum=65535),
             health_port=env_int("INVENTORY_HEALTH_PORT", 8081, minimum=0, maximum=65535),
-            host=env_str("INVENTORY_BIND_HOST", "[::]"),
+            host=host,
             admin_token=env_str("INVENTORY_ADMIN_TOKEN"),
             pool_size=env_int("INVENTORY_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             grace_seconds=env_int("INVENTORY_SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=300),
+            caller_auth=CallerAuthSettings.from_env(host),
         )

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from inventory_service.config import InventoryConfig
 from inventory_service.handlers import InventoryServicer
 from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app, start_health_site
+from inventory_service.middleware.auth import caller_auth_interceptors
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.middleware.interceptors import GremlinInterceptor
 from inventory_service.repository import MIGRATIONS, StockRepository
@@ -53,7 +54,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
 
     chaos = chaos or Chaos(ChaosSettings.from_env())
     server = grpc.aio.server(
-        interceptors=[GremlinInterceptor(chaos)],
+        interceptors=[*caller_auth_interceptors(config.caller_auth, config.host), GremlinInterceptor(chaos)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
     )
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(

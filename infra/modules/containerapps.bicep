@@ -15,6 +15,10 @@ param inventoryDatabaseUrl string
 param appInsightsConnectionString string
 @description('Service Bus namespace host name: the inventory publishes reservation-events there')
 param serviceBusFullyQualifiedNamespace string
+@description('Token issuer, audience and allowed caller ids for the caller check (inventory_service/middleware/auth.py)')
+param authIssuer string
+param authAudience string
+param allowedCallers string
 param gremlinMode bool = false
 param gremlinMinDelaySeconds string = '2'
 param gremlinMaxDelaySeconds string = '5'
@@ -103,6 +107,19 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
               // the same identity-based connection setting the function app uses (azure-identity, AZURE_CLIENT_ID)
               name: 'ServiceBusConnection__fullyQualifiedNamespace'
               value: serviceBusFullyQualifiedNamespace
+            }
+            {
+              // bound to [::], the inventory refuses to start without these
+              name: 'INVENTORY_AUTH_ISSUER'
+              value: authIssuer
+            }
+            {
+              name: 'INVENTORY_AUTH_AUDIENCE'
+              value: authAudience
+            }
+            {
+              name: 'INVENTORY_ALLOWED_CALLERS'
+              value: allowedCallers
             }
             {
               name: 'OTEL_SERVICE_NAME'

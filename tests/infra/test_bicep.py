@@ -514,3 +514,18 @@ def test_reconciler_runs_every_few_minutes_in_azure() -> None:
     assert seconds == "0" and minutes.startswith("*/") and int(minutes[2:]) >= 2, schedule
     code = (REPO_ROOT / "order_functions" / "interface" / "bus_functions.py").read_text(encoding="utf-8")
     assert f'env_str("RECONCILE_SCHEDULE", "{schedule}")' in code  # the same default when the setting is missing
+
+
+# ------------------------------------------------------------------ bearer tokens
+
+
+def test_auth_settings_reach_both_apps() -> None:
+    settings = _function_app_settings()
+    assert set(contract()["function_app_auth"]) <= set(settings)
+    _, app = _inventory_app()
+    env = {e["name"]: e["value"] for e in app["properties"]["template"]["containers"][0]["env"]}
+    # bound to [::] the inventory refuses to start without them (inventory_service/middleware/auth.py)
+    assert set(contract()["inventory_auth"]) <= set(env)
+    params = main_bicep()["modules"]["containerApps"]["config"]["params"]
+    assert "functionIdentity" in params["allowedCallers"]
+    assert main_bicep()["variables"]["tokenIssuer"]["value"].endswith("/v2.0")
