@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt | sha1su
 	package requirements pgbouncer
 
 # -c requirements.txt: the tests run the exact versions that ship (requirements.txt is generated from this venv by
-# `make requirements`; tests/common/test_requirements.py fails when the two drift).
+# `make requirements`; tests/unit/common/test_requirements.py fails when the two drift).
 $(STAMP): pyproject.toml requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

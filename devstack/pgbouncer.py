@@ -3,7 +3,8 @@
     python -m devstack.pgbouncer ensure   # install Debian pgbouncer when it is missing (root only)
     python -m devstack.pgbouncer path     # print the executable, exit 1 when there is none
 
-`PgBouncer(...)` runs one in front of a PostgreSQL on loopback for the tests (tests/common/test_pgbouncer.py).
+`PgBouncer(...)` runs one in front of a PostgreSQL on loopback for the tests
+(tests/integration/common/test_pgbouncer.py).
 PgBouncer refuses to run as root, so as root it runs as the embedded PostgreSQL's system user.
 """
 

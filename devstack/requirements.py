@@ -33,6 +33,7 @@ INVENTORY_ROOTS = (
     "aiohttp",
     "azure-identity",
     "azure-monitor-opentelemetry",
+    "azure-servicebus",  # the outbox relay to reservation-events
     "grpcio",
     "grpcio-health-checking",
     "grpcio-reflection",

@@ -3,7 +3,7 @@
 //
 // Why not the `requests/duration` metric: in host.json `telemetryMode: OpenTelemetry` the Functions host exports
 // logs and traces, not its standard metrics, so a metric alert on it may never fire; Flex Consumption also has no
-// App Service HTTP metrics. tests/infra/test_alert_signal.py feeds the span the code really emits through the
+// App Service HTTP metrics. tests/integration/telemetry/test_alert_signal.py feeds the span the code really emits through the
 // Azure Monitor exporter's own mapping and checks that this query selects it.
 //
 // Window: 1 minute, evaluated every minute (the shortest log-alert frequency; the brief's 30 s window is the

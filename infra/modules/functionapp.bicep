@@ -51,7 +51,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Every value here is a plain setting or an identity reference: no keys, no connection strings
-// for storage or Service Bus (tests/infra/test_bicep.py enforces it).
+// for storage or Service Bus (tests/unit/infra/test_bicep.py enforces it).
 var appSettings = {
   // Host storage through the user-assigned identity.
   AzureWebJobsStorage__accountName: storageAccountName
