@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from inventory_service.config import InventoryConfig
 from inventory_service.handlers import InventoryServicer
 from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app
-from inventory_service.middleware.chaos import Chaos, ChaosSettings
+from inventory_service.middleware.chaos import Chaos, ChaosSettings, PgCallCounter
 from inventory_service.middleware.interceptors import GremlinInterceptor
 from inventory_service.repository import MIGRATIONS, StockRepository
 from protos import inventory_pb2, inventory_pb2_grpc
@@ -52,6 +52,9 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
     await repository.seed_if_empty()
 
     chaos = chaos or Chaos(ChaosSettings.from_env())
+    counter = PgCallCounter(pool)
+    await counter.start()
+    chaos.share_counter(counter)  # `every:N` holds across replicas on this database
     server = grpc.aio.server(
         interceptors=[GremlinInterceptor(chaos)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
