@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from devstack.backup.timer import DEFAULT_BACKUP_DIR, SnapshotTimer
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import EmbeddedPostgres, free_port
 
@@ -30,6 +31,7 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     with_functions: bool = True
     fresh: bool = False  # start from an empty database
+    backup_every_s: float = 0.0  # > 0: a restore point that often while the stack runs (`make up`)
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Stack:
     inventory: Supervised | None = None
     functions: Supervised | None = None
     env: dict[str, str] = field(default_factory=dict)
+    backup_timer: SnapshotTimer | None = None
 
     @property
     def api_base(self) -> str:
@@ -94,9 +97,15 @@ class Stack:
             )
             await self.functions.start()
             await wait_for("functions host", self._functions_healthy, timeout_s=60)
+        if opts.backup_every_s > 0:
+            urls = {"orders": orders_url, "inventory": inventory_url}
+            self.backup_timer = SnapshotTimer(urls, DEFAULT_BACKUP_DIR, opts.backup_every_s)
+            self.backup_timer.start()
         return self
 
     async def stop(self) -> None:
+        if self.backup_timer:
+            await self.backup_timer.stop()
         for child in (self.functions, self.inventory):
             if child:
                 await child.stop()
@@ -139,6 +148,9 @@ class Stack:
             f"Logs:             {self.options.data_dir / 'logs'}",
             f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
             f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
+            f"Backups:          a restore point every {self.options.backup_every_s / 3600:g} h in {DEFAULT_BACKUP_DIR}"
+            " (BACKUP_EVERY_HOURS; `python -m devstack.backup points`)" if self.backup_timer else
+            "Backups:          timer off (BACKUP_EVERY_HOURS=0)",
         ]
         return "\n".join(lines)
 
