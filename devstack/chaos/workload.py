@@ -89,6 +89,7 @@ class Outcome:
     first_latency_s: float | None = None  # of that answer
     first_order_status: str | None = None
     answered_at: float | None = None  # monotonic
+    started_at: float | None = None  # monotonic, when the first POST went out
     cancel_status: int | None = None
     error: str | None = None
 
@@ -97,6 +98,7 @@ class Outcome:
 class Observations:
     http_status: Counter[str] = field(default_factory=Counter)
     post_latencies_s: list[float] = field(default_factory=list)  # every POST /orders round trip
+    post_calls: list[tuple[float, float]] = field(default_factory=list)  # (monotonic start, seconds) of each
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     client_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     seen_order_ids: set[str] = field(default_factory=set)
@@ -146,10 +148,12 @@ class Client:
         deadline = time.monotonic() + MAX_RETRY_WINDOW_S
         status, body, elapsed = 0, None, 0.0
         for _ in range(MAX_ATTEMPTS):
+            started = time.monotonic()
             status, body, elapsed = await self._call("POST", "/orders", "POST /orders", json=planned.body(),
                                                      headers=headers)
             if status:
                 self.obs.post_latencies_s.append(elapsed)
+                self.obs.post_calls.append((started, elapsed))
             self.obs.note_order(planned, body)
             in_flight = status == 409 and isinstance(body, dict) and "in-flight" in str(body.get("type", ""))
             if status and status < 500 and not in_flight:
@@ -174,6 +178,7 @@ class Client:
         out = Outcome(planned)
         self.obs.outcomes[planned.index] = out
         self.obs.sent += 1
+        out.started_at = time.monotonic()
         status, body, elapsed = await self.post_order(planned)
         self.obs.answered += 1
         out.first_status, out.first_latency_s, out.answered_at = status, elapsed, time.monotonic()
