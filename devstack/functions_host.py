@@ -18,7 +18,7 @@ It is a development convenience and never a second implementation of the handler
 Environment: ``FUNCTIONS_APP`` (``module:attr``, default ``function_app:app``), ``FUNCTIONS_HTTP_PORT`` (7071),
 ``FUNCTIONS_HTTP_HOST`` (127.0.0.1), ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` (bytes, default 104857600 as the host),
 ``LOCAL_BUS_DATABASE_URL`` (falls back to ``ORDERS_DATABASE_URL``), ``LOCAL_BUS_MAX_DELIVERY_COUNT`` (10),
-``LOCAL_BUS_LOCK_DURATION_S`` (30), ``ServiceBusConnection`` / ``ServiceBusConnection__fullyQualifiedNamespace``
+``LOCAL_BUS_LOCK_DURATION_S`` (60), ``ServiceBusConnection`` / ``ServiceBusConnection__fullyQualifiedNamespace``
 (when set: no local polling).
 """
 
@@ -40,7 +40,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -600,11 +600,17 @@ class FunctionsHost:
         self.http_host = http_host or self.env.get("FUNCTIONS_HTTP_HOST", "127.0.0.1")
         self.port = int(self.env.get("FUNCTIONS_HTTP_PORT", "7071")) if port is None else port
         self.body_limit = body_limit or int(self.env.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", DEFAULT_BODY_LIMIT))
-        self.bus_database_url = (
-            bus_database_url or self.env.get("LOCAL_BUS_DATABASE_URL") or self.env.get("ORDERS_DATABASE_URL") or ""
+        from order_functions.infrastructure.local_bus import LocalBusSettings, local_bus_database_url
+
+        self.bus_database_url = bus_database_url or local_bus_database_url(self.env)
+        defaults = LocalBusSettings.from_env(self.env)
+        self.bus_settings = replace(
+            defaults,
+            lock_duration_s=lock_duration_s or defaults.lock_duration_s,
+            max_delivery_count=max_delivery_count or defaults.max_delivery_count,
         )
-        self.max_delivery_count = max_delivery_count or int(self.env.get("LOCAL_BUS_MAX_DELIVERY_COUNT", "10"))
-        self.lock_duration_s = lock_duration_s or float(self.env.get("LOCAL_BUS_LOCK_DURATION_S", "30"))
+        self.max_delivery_count = self.bus_settings.max_delivery_count
+        self.lock_duration_s = self.bus_settings.lock_duration_s
         self.poll_interval_s = poll_interval_s
         self.shutdown_timeout_s = shutdown_timeout_s
         self.enable_queues = enable_queues
@@ -782,24 +788,13 @@ class FunctionsHost:
                 "serviceBusTrigger functions need LOCAL_BUS_DATABASE_URL or ORDERS_DATABASE_URL for the local queue "
                 "(or a ServiceBusConnection for the real host)"
             )
-        from order_functions.infrastructure import local_queue
+        from order_functions.infrastructure.local_bus import local_queue
         from valerix_common.db import make_pool
 
         workers = self.config.max_concurrent_calls * len(local)
         self._pool = make_pool(self.bus_database_url, name="local-bus", min_size=1, max_size=min(4 + len(local), 10))
         await self._pool.open(wait=False)  # connects in the background; a database that is down is retried
-        queues = [
-            (
-                q,
-                local_queue.LocalQueue(
-                    self._pool,
-                    q.queue_name,
-                    lock_duration_s=self.lock_duration_s,
-                    max_delivery_count=self.max_delivery_count,
-                ),
-            )
-            for q in local
-        ]
+        queues = [(q, local_queue(self._pool, q.queue_name, self.bus_settings)) for q in local]
         log.info(
             "Local queue: %d trigger(s), up to %d concurrent call(s) each (%d in all), lock %.0f s, "
             "max delivery count %d",

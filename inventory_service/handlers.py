@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hmac
 import logging
@@ -23,13 +24,14 @@ from inventory_service.domain.rules import (
 )
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.repository import StockRepository
+from protos import ADMIN_TOKEN_METADATA as ADMIN_TOKEN_METADATA  # the contract owns it; re-exported for tools
+from protos import chaos_from_pb
+from protos import chaos_to_pb as pb_chaos
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
 from valerix_common.env import SettingError
 
 log = logging.getLogger(__name__)
-
-ADMIN_TOKEN_METADATA = "x-valerix-admin-token"
 
 _STATUS_TO_PB = {
     Status.RESERVED: pb.RESERVATION_STATUS_RESERVED,
@@ -101,13 +103,7 @@ def to_pb_product(product: Product) -> pb.Product:
 
 
 def chaos_to_pb(settings: ChaosSettings) -> pb.ChaosSettings:
-    return pb.ChaosSettings(
-        gremlin_enabled=settings.gremlin_enabled,
-        gremlin_min_delay_s=settings.min_delay_s,
-        gremlin_max_delay_s=settings.max_delay_s,
-        gremlin_pattern=settings.pattern,
-        schrodinger_crash_rate=settings.crash_rate,
-    )
+    return pb_chaos(**dataclasses.asdict(settings))
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
@@ -181,14 +177,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.ChaosSettings, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ChaosSettings:
         self._require_admin(context)
-        settings = ChaosSettings(
-            gremlin_enabled=request.gremlin_enabled,
-            min_delay_s=request.gremlin_min_delay_s,
-            max_delay_s=request.gremlin_max_delay_s,
-            pattern=request.gremlin_pattern,
-            crash_rate=request.schrodinger_crash_rate,
-        )
-        return chaos_to_pb(self.chaos.update(settings))
+        return chaos_to_pb(self.chaos.update(ChaosSettings(**chaos_from_pb(request))))
 
     def _require_admin(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         if not self.admin_token:

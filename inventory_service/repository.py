@@ -11,15 +11,14 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from inventory_service.domain.errors import ReservationNotFound, UnknownProducts
 from inventory_service.domain.models import LineItem, Product, Release, Reservation, Status
 from inventory_service.domain.rules import check_replay, decide
+from valerix_common.db import Pool
 
 log = logging.getLogger(__name__)
 
-Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 Conn = AsyncConnection[dict[str, Any]]
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from valerix_common.env import env_bool, env_float, env_int, env_str
 
+# The queue VerifyOrder listens on. The trigger binding needs it as a literal (bindings are read before app settings
+# are); infra/modules/servicebus.bicep declares the same name.
+VERIFY_QUEUE = "verify-order"
+
 
 @dataclass(frozen=True)
 class OrderConfig:
@@ -37,7 +41,7 @@ class OrderConfig:
             inventory_tls=env_bool("INVENTORY_GRPC_TLS"),
             inventory_timeout_s=env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
             verify_timeout_s=env_float("VERIFY_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=120),
-            verify_queue=env_str("VERIFY_QUEUE_NAME", "verify-order"),
+            verify_queue=env_str("VERIFY_QUEUE_NAME", VERIFY_QUEUE),
             bus_send_timeout_s=env_float("BUS_SEND_TIMEOUT_SECONDS", 1.0, minimum=0.05, maximum=60),
             servicebus_namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
             servicebus_connection=env_str("ServiceBusConnection"),

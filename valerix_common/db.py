@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 ENTRA_POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 
 TokenProvider = Callable[[], str]
+# The one spelling of "a pool of dict-row async connections", as every repository and the local bus use it.
+Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
 
 def auth_mode() -> str:
@@ -67,7 +69,7 @@ def make_pool(
     max_size: int = 10,
     token_provider: TokenProvider | None = None,
     mode: str | None = None,
-) -> AsyncConnectionPool[AsyncConnection[dict[str, Any]]]:
+) -> Pool:
     """An unopened async pool; the caller opens it (`await pool.open()`), so start-up decides when to connect."""
     return AsyncConnectionPool(
         conninfo=url,

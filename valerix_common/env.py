@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 
 class SettingError(ValueError):
     """A setting is present but cannot be understood; failing at start-up beats failing per request."""
 
 
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+def env_str(name: str, default: str = "", *, env: Mapping[str, str] | None = None) -> str:
+    return (os.environ if env is None else env).get(name, default).strip()
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -25,8 +26,16 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise SettingError(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
-    raw = os.environ.get(name)
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> float:
+    """`env` defaults to the process environment; a host passes its own mapping."""
+    raw = (os.environ if env is None else env).get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -38,8 +47,15 @@ def env_float(name: str, default: float, *, minimum: float | None = None, maximu
     return value
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    value = env_float(name, float(default), minimum=minimum, maximum=maximum)
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    value = env_float(name, float(default), minimum=minimum, maximum=maximum, env=env)
     if value != int(value):
         raise SettingError(f"{name}={value} is not a whole number")
     return int(value)

@@ -1,13 +1,19 @@
-"""What the use cases need from the outside world. Adapters in infrastructure/ implement these."""
+"""What the use cases need from the outside world. Adapters in infrastructure/ implement these Protocols; the use
+cases import nothing else from outside application/ and domain/."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from order_functions.domain.models import LineItem
+from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
+from order_functions.domain.validation import CheckoutRequest
+
+# --- inventory ---------------------------------------------------------------------------------------------------
 
 
 class ReservationStatus(enum.StrEnum):
@@ -39,6 +45,17 @@ class ProductView:
     reserved: int
 
 
+@dataclass(frozen=True)
+class ChaosSwitches:
+    """The inventory's fault-injection settings (Gremlin delays, Schrödinger crashes) as the admin API sees them."""
+
+    gremlin_enabled: bool
+    min_delay_s: float
+    max_delay_s: float
+    pattern: str
+    crash_rate: float
+
+
 class InventoryUnavailable(Exception):
     """No answer within the deadline, or the service could not be reached: the outcome is unknown."""
 
@@ -65,3 +82,125 @@ class Inventory(Protocol):
 
     async def check(self, timeout_s: float) -> None:
         """Raises InventoryUnavailable unless the inventory's health service says SERVING."""
+
+
+class ChaosControls(Protocol):
+    """The inventory's admin RPCs (GetChaos / SetChaos); refusals raise InventoryRefused."""
+
+    async def get_chaos(self, timeout_s: float) -> ChaosSwitches: ...
+
+    async def set_chaos(self, switches: ChaosSwitches, timeout_s: float) -> ChaosSwitches: ...
+
+
+# --- order store -------------------------------------------------------------------------------------------------
+
+
+class StoreUnavailable(Exception):
+    """The orders database cannot be reached (or its pool is exhausted): nothing was decided, retry later."""
+
+
+@dataclass(frozen=True)
+class Created:
+    order: Order
+
+
+@dataclass(frozen=True)
+class Replay:
+    order: Order
+
+
+@dataclass(frozen=True)
+class InFlight:
+    order_id: UUID
+
+
+@dataclass(frozen=True)
+class KeyMismatch:
+    order_id: UUID
+
+
+CreateResult = Created | Replay | InFlight | KeyMismatch
+
+
+class OrderReader(Protocol):
+    """The read side: what order queries and health need."""
+
+    async def get(self, order_id: UUID) -> Order | None: ...
+
+    async def recent(
+        self, *, status: OrderStatus | None, customer_id: str | None, limit: int, before: tuple[datetime, UUID] | None
+    ) -> list[Order]: ...
+
+    async def ping(self) -> None: ...
+
+
+class OrderStore(OrderReader, Protocol):
+    """Orders and idempotency keys. Every state change is conditional, so concurrent writers agree."""
+
+    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
+        """Claims the key (if any) and inserts the pending order atomically."""
+
+    async def complete_key(self, customer_id: str, key: str) -> None: ...
+
+    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
+        """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
+
+    async def mark_verify_enqueued(self, order_id: UUID) -> int:
+        """Counts one more VerifyOrder attempt and returns the attempt number."""
+
+    async def request_cancel(self, order_id: UUID) -> Order | None: ...
+
+    async def stale_pending(self, stale_after_s: float, give_up_after_s: float, limit: int) -> list[Order]: ...
+
+    async def give_up_expired(self, give_up_after_s: float, limit: int) -> int: ...
+
+    async def cancel_requested(self, limit: int) -> list[Order]: ...
+
+    async def purge_expired_keys(self, limit: int) -> int: ...
+
+
+# --- message bus -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    # Duplicate detection keys on this id: a repeat within the queue's window is accepted and dropped.
+    message_id: str
+    body: bytes
+    application_properties: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    # None: deliverable at once. A scheduled copy needs a new message_id (scheduled sends are de-duplicated too).
+    scheduled_enqueue_time_utc: datetime | None = None
+
+
+class MessageSender(Protocol):
+    async def send(self, message: OutgoingMessage) -> None:
+        """Durably enqueues; raises when the bus cannot be reached (the caller logs and relies on the reconciler)."""
+
+    async def check(self) -> None:
+        """Health: raises when the bus cannot be reached."""
+
+    async def close(self) -> None: ...
+
+
+class QueueStats(Protocol):
+    """Counts of a queue the process can inspect itself (the local queue; Azure reports its own in metrics)."""
+
+    async def stats(self) -> dict[str, int]: ...
+
+
+# --- metrics -----------------------------------------------------------------------------------------------------
+
+
+class Metrics(Protocol):
+    def record_outcome(self, status: str, settled_via: str) -> None:
+        """One order transition (out of pending, or a cancellation)."""
+
+    def inventory_call(self, method: str) -> AbstractContextManager[None]:
+        """Times one inventory call and records its outcome code."""
+
+    def verify_redelivered(self, queue: str) -> None:
+        """A VerifyOrder delivery after the first."""
+
+    async def refresh_gauges(self) -> None:
+        """Recomputes the values observable gauges publish (they cannot await themselves)."""

@@ -78,11 +78,3 @@ class Order:
             "verify_attempts": self.verify_attempts,
         }
 
-
-# The HTTP status that reports an order's current state (DESIGN.md §3), for first answers and replays alike.
-STATUS_CODE_FOR: dict[OrderStatus, int] = {
-    OrderStatus.CONFIRMED: 201,
-    OrderStatus.PENDING: 202,
-    OrderStatus.REJECTED: 409,
-    OrderStatus.CANCELLED: 200,
-}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -20,12 +21,22 @@ PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
 
 
-class ValidationFailed(Exception):
-    """Field-level problems; becomes a 400/413/422 problem+json with an `errors` list."""
+class Fault(enum.StrEnum):
+    """What is wrong with the input, so each transport can answer in its own terms."""
 
-    def __init__(self, errors: list[dict[str, str]], status: int = 422, title: str = "Invalid order") -> None:
+    MALFORMED = "malformed"  # not readable at all (not JSON, not an object, not a UUID ...)
+    TOO_LARGE = "too-large"
+    INVALID = "invalid"  # readable, but fields break the rules
+
+
+class ValidationFailed(Exception):
+    """Field-level problems, with an `errors` list of {field, message}."""
+
+    def __init__(
+        self, errors: list[dict[str, str]], fault: Fault = Fault.INVALID, title: str = "Invalid order"
+    ) -> None:
         self.errors = errors
-        self.status = status
+        self.fault = fault
         self.title = title
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
@@ -50,13 +61,15 @@ def _err(field: str, message: str) -> dict[str, str]:
 
 def parse_checkout(body: bytes) -> CheckoutRequest:
     if len(body) > MAX_BODY_BYTES:
-        raise ValidationFailed([_err("body", f"at most {MAX_BODY_BYTES} bytes")], 413, "Request body too large")
+        raise ValidationFailed(
+            [_err("body", f"at most {MAX_BODY_BYTES} bytes")], Fault.TOO_LARGE, "Request body too large"
+        )
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed([_err("body", f"not valid JSON: {exc}")], 400, "Malformed JSON") from exc
+        raise ValidationFailed([_err("body", f"not valid JSON: {exc}")], Fault.MALFORMED, "Malformed JSON") from exc
     if not isinstance(data, dict):
-        raise ValidationFailed([_err("body", "must be a JSON object")], 400, "Malformed request")
+        raise ValidationFailed([_err("body", "must be a JSON object")], Fault.MALFORMED, "Malformed request")
     errors: list[dict[str, str]] = []
     unknown = sorted(set(data) - {"customer_id", "items"})
     if unknown:
@@ -118,12 +131,12 @@ def parse_idempotency_key(raw: str | None) -> str | None:
         return None
     if len(raw) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise ValidationFailed(
-            [_err("Idempotency-Key", f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")], 400,
+            [_err("Idempotency-Key", f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")], Fault.MALFORMED,
             "Invalid Idempotency-Key",
         )
     if not IDEMPOTENCY_KEY.match(raw):
         raise ValidationFailed(
-            [_err("Idempotency-Key", "printable ASCII without spaces")], 400, "Invalid Idempotency-Key"
+            [_err("Idempotency-Key", "printable ASCII without spaces")], Fault.MALFORMED, "Invalid Idempotency-Key"
         )
     return raw
 
@@ -132,4 +145,4 @@ def parse_order_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except (ValueError, TypeError) as exc:
-        raise ValidationFailed([_err("order_id", "must be a UUID")], 400, "Invalid order id") from exc
+        raise ValidationFailed([_err("order_id", "must be a UUID")], Fault.MALFORMED, "Invalid order id") from exc

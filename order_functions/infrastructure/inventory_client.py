@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from uuid import UUID
 
@@ -9,6 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from order_functions.application.ports import (
+    ChaosSwitches,
     InventoryRefused,
     InventoryUnavailable,
     ProductView,
@@ -17,8 +19,8 @@ from order_functions.application.ports import (
     ReservationStatus,
 )
 from order_functions.domain.models import LineItem
+from protos import ADMIN_TOKEN_METADATA, chaos_from_pb, chaos_to_pb, inventory_stub
 from protos import inventory_pb2 as pb
-from protos import inventory_stub
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class GrpcInventory:
         )
         self.stub = inventory_stub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
-        self.admin_metadata = (("x-valerix-admin-token", admin_token),) if admin_token else ()
+        self.admin_metadata = ((ADMIN_TOKEN_METADATA, admin_token),) if admin_token else ()
 
     async def reserve(self, order_id: UUID, items: tuple[LineItem, ...], timeout_s: float) -> ReservationOutcome:
         request = pb.ReserveStockRequest(
@@ -92,17 +94,20 @@ class GrpcInventory:
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
             raise InventoryUnavailable("NOT_SERVING", "inventory reports it cannot serve (its database?)")
 
-    async def get_chaos(self, timeout_s: float = 2.0) -> pb.ChaosSettings:
+    async def get_chaos(self, timeout_s: float = 2.0) -> ChaosSwitches:
         try:
-            return await self.stub.GetChaos(pb.GetChaosRequest(), timeout=timeout_s)
+            reply = await self.stub.GetChaos(pb.GetChaosRequest(), timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "GetChaos", None) from exc
+        return ChaosSwitches(**chaos_from_pb(reply))
 
-    async def set_chaos(self, settings: pb.ChaosSettings, timeout_s: float = 2.0) -> pb.ChaosSettings:
+    async def set_chaos(self, switches: ChaosSwitches, timeout_s: float = 2.0) -> ChaosSwitches:
+        request = chaos_to_pb(**dataclasses.asdict(switches))
         try:
-            return await self.stub.SetChaos(settings, timeout=timeout_s, metadata=self.admin_metadata)
+            reply = await self.stub.SetChaos(request, timeout=timeout_s, metadata=self.admin_metadata)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "SetChaos", None) from exc
+        return ChaosSwitches(**chaos_from_pb(reply))
 
     async def close(self) -> None:
         await self.channel.close()

@@ -25,16 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from order_functions.infrastructure.messaging import MessageLockLost, OutgoingMessage, ReceivedMessage
+from valerix_common.db import Pool
 from valerix_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
-
-Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 
 SCHEMA = "localbus"
 MIGRATIONS = Path(__file__).resolve().parent / "local_queue_migrations"

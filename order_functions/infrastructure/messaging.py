@@ -1,21 +1,16 @@
-"""Messages on the `verify-order` queue, independent of the transport (Azure Service Bus or the local queue)."""
+"""Messages on the `verify-order` queue as a transport sees them (Azure Service Bus or the local queue).
+
+What the use cases send (`OutgoingMessage`, `MessageSender`) is defined by the application's ports; what a receiver
+gets back (`ReceivedMessage`, lock loss) belongs to the transports and the local host."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
+from order_functions.application.ports import MessageSender, OutgoingMessage
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    # Duplicate detection keys on this id: a repeat within the queue's window is accepted and dropped.
-    message_id: str
-    body: bytes
-    application_properties: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    # None: deliverable at once. A scheduled copy needs a new message_id (scheduled sends are de-duplicated too).
-    scheduled_enqueue_time_utc: datetime | None = None
+__all__ = ["MessageLockLost", "MessageSender", "OutgoingMessage", "ReceivedMessage"]
 
 
 @dataclass(frozen=True)
@@ -33,13 +28,3 @@ class ReceivedMessage:
 
 class MessageLockLost(Exception):
     """Settling a message whose lock expired (or was never ours): it will be, or was, delivered again."""
-
-
-class MessageSender(Protocol):
-    async def send(self, message: OutgoingMessage) -> None:
-        """Durably enqueues; raises when the bus cannot be reached (the caller logs and relies on the reconciler)."""
-
-    async def check(self) -> None:
-        """Health: raises when the bus cannot be reached."""
-
-    async def close(self) -> None: ...

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from order_functions.application.ports import InventoryRefused, InventoryUnavailable
+from order_functions.application.ports import InventoryRefused, InventoryUnavailable, MessageSender
 from order_functions.infrastructure.local_queue import LocalQueue
-from order_functions.infrastructure.messaging import MessageSender
-from order_functions.infrastructure.orders_repository import Pool
+from valerix_common.db import Pool
 
 meter = metrics.get_meter("valerix.orders")
 
@@ -126,3 +125,23 @@ async def refresh_gauges(pool: Pool, bus: MessageSender) -> None:
     if isinstance(bus, LocalQueue):
         counts = await bus.stats()
         DEAD_LETTERED.set(float(counts["dead_lettered"]), queue=bus.queue_name)
+
+
+class OtelMetrics:
+    """The application's Metrics port on the instruments above; the gauges read this process's pool and bus."""
+
+    def __init__(self, pool: Pool, bus: MessageSender) -> None:
+        self.pool = pool
+        self.bus = bus
+
+    def record_outcome(self, status: str, settled_via: str) -> None:
+        record_outcome(status, settled_via)
+
+    def inventory_call(self, method: str) -> AbstractContextManager[None]:
+        return inventory_call(method)
+
+    def verify_redelivered(self, queue: str) -> None:
+        VERIFY_REDELIVERIES.add(1, {"messaging.destination.name": queue})
+
+    async def refresh_gauges(self) -> None:
+        await refresh_gauges(self.pool, self.bus)

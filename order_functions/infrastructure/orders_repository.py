@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import PoolTimeout
 
+from order_functions.application.ports import (
+    Created,
+    CreateResult,
+    InFlight,
+    KeyMismatch,
+    Replay,
+    StoreUnavailable,
+)
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
 from order_functions.domain.validation import CheckoutRequest
+from valerix_common.db import Pool
 
-Pool = AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _ORDER_COLUMNS = (
@@ -30,29 +40,6 @@ _INSERT_ORDER = (
     "  SELECT order_id, 'pending', 'checkout' FROM o)"
     " SELECT * FROM o"
 )
-
-
-@dataclass(frozen=True)
-class Created:
-    order: Order
-
-
-@dataclass(frozen=True)
-class Replay:
-    order: Order
-
-
-@dataclass(frozen=True)
-class InFlight:
-    order_id: UUID
-
-
-@dataclass(frozen=True)
-class KeyMismatch:
-    order_id: UUID
-
-
-CreateResult = Created | Replay | InFlight | KeyMismatch
 
 
 def order_from_row(row: dict[str, Any]) -> Order:
@@ -72,7 +59,19 @@ def order_from_row(row: dict[str, Any]) -> Order:
     )
 
 
+@asynccontextmanager
+async def connection(pool: Pool, wait_s: float | None = None) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
+    """A pooled connection; a database that cannot be reached becomes the port's StoreUnavailable."""
+    try:
+        async with pool.connection(timeout=wait_s) as conn:
+            yield conn
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"orders database unavailable: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
 class OrdersRepository:
+    """The OrderStore port in PostgreSQL."""
+
     def __init__(self, pool: Pool, in_flight_s: float = 30.0) -> None:
         self.pool = pool
         self.in_flight_s = in_flight_s
@@ -82,9 +81,9 @@ class OrdersRepository:
         if idempotency_key is None:
             # Without a key the order and its event are one statement, atomic on its own: no BEGIN/COMMIT
             # round trips (two of the checkout's round trips to the orders database).
-            async with self.pool.connection() as conn:
+            async with connection(self.pool) as conn:
                 return Created(await self._insert(conn, order_id, request))
-        async with self.pool.connection() as conn, conn.transaction():
+        async with connection(self.pool) as conn, conn.transaction():
             existing = await self._claim_key(conn, order_id, request, idempotency_key)
             if existing is not None:
                 return existing
@@ -134,7 +133,7 @@ class OrdersRepository:
         raise RuntimeError("idempotency key could not be claimed")
 
     async def complete_key(self, customer_id: str, key: str) -> None:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             await conn.execute(
                 "UPDATE idempotency_keys SET completed_at = now()"
                 " WHERE customer_id = %s AND idem_key = %s AND completed_at IS NULL",
@@ -142,7 +141,7 @@ class OrdersRepository:
             )
 
     async def get(self, order_id: UUID) -> Order | None:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             return await self._get(conn, order_id)
 
     async def _get(self, conn: AsyncConnection[dict[str, Any]], order_id: UUID) -> Order | None:
@@ -152,7 +151,7 @@ class OrdersRepository:
 
     async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
         """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "WITH before AS (SELECT status FROM orders WHERE order_id = %(id)s),"
                 " o AS (UPDATE orders SET status = %(to)s, updated_at = now(),"
@@ -175,7 +174,7 @@ class OrdersRepository:
             return order_from_row(row) if row else None
 
     async def mark_verify_enqueued(self, order_id: UUID) -> int:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "UPDATE orders SET verify_attempts = verify_attempts + 1, verify_enqueued_at = now()"
                 " WHERE order_id = %s RETURNING verify_attempts",
@@ -186,7 +185,7 @@ class OrdersRepository:
 
     async def request_cancel(self, order_id: UUID) -> Order | None:
         """Records the intent first, so a crash between the release and the state change is finished later."""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "UPDATE orders SET cancel_requested_at = COALESCE(cancel_requested_at, now())"
                 f" WHERE order_id = %s AND status IN ('pending', 'confirmed') RETURNING {_ORDER_COLUMNS}",
@@ -196,7 +195,7 @@ class OrdersRepository:
             return order_from_row(row) if row else None
 
     async def stale_pending(self, stale_after_s: float, give_up_after_s: float, limit: int) -> list[Order]:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = 'pending' AND cancel_requested_at IS NULL"
                 " AND created_at < now() - make_interval(secs => %(stale)s)"
@@ -208,7 +207,7 @@ class OrdersRepository:
             return [order_from_row(r) for r in await cur.fetchall()]
 
     async def give_up_expired(self, give_up_after_s: float, limit: int) -> int:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "UPDATE orders SET cancel_requested_at = now() WHERE order_id IN ("
                 " SELECT order_id FROM orders WHERE status = 'pending' AND cancel_requested_at IS NULL"
@@ -218,7 +217,7 @@ class OrdersRepository:
             return cur.rowcount
 
     async def cancel_requested(self, limit: int) -> list[Order]:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_ORDER_COLUMNS} FROM orders WHERE cancel_requested_at IS NOT NULL"
                 " AND status IN ('pending', 'confirmed') ORDER BY cancel_requested_at LIMIT %s",
@@ -227,7 +226,7 @@ class OrdersRepository:
             return [order_from_row(r) for r in await cur.fetchall()]
 
     async def purge_expired_keys(self, limit: int) -> int:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 "DELETE FROM idempotency_keys WHERE ctid IN ("
                 " SELECT ctid FROM idempotency_keys WHERE expires_at < now() LIMIT %s)",
@@ -250,7 +249,7 @@ class OrdersRepository:
             clauses.append("(created_at, order_id) < (%(before_at)s, %(before_id)s)")
             params["before_at"], params["before_id"] = before
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(
                 f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY created_at DESC, order_id DESC"
                 " LIMIT %(limit)s",
@@ -259,5 +258,5 @@ class OrdersRepository:
             return [order_from_row(r) for r in await cur.fetchall()]
 
     async def ping(self) -> None:
-        async with self.pool.connection(timeout=2.0) as conn:
+        async with connection(self.pool, wait_s=2.0) as conn:
             await conn.execute("SELECT 1 FROM orders LIMIT 1")

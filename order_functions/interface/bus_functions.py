@@ -11,16 +11,15 @@ from uuid import UUID
 import azure.functions as func
 from opentelemetry import context, propagate, trace
 
-from order_functions.application.service import parse_verify_body
-from order_functions.infrastructure import metrics
-from order_functions.infrastructure.container import get_resources
+from order_functions.application.verify_queue import parse_verify_body
+from order_functions.bootstrap import get_services
+from order_functions.config import VERIFY_QUEUE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.orders")
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-VERIFY_QUEUE = "verify-order"  # literal: the trigger binding is read before app settings are; Bicep declares it
 RECONCILE_SCHEDULE = "*/5 * * * * *"
 
 
@@ -33,8 +32,6 @@ async def verify_order(msg: func.ServiceBusMessage) -> None:
         log.error("VerifyOrder message %s is malformed and was dropped: %r", msg.message_id, exc)
         return
     delivery_count = msg.delivery_count or 1
-    if delivery_count > 1:
-        metrics.VERIFY_REDELIVERIES.add(1, {"messaging.destination.name": VERIFY_QUEUE})
     sent_from = propagate.extract(_carrier(msg.application_properties))
     producer = trace.get_current_span(sent_from).get_span_context()
     links: list[trace.Link] = []
@@ -54,7 +51,7 @@ async def verify_order(msg: func.ServiceBusMessage) -> None:
     }
     with tracer.start_as_current_span("servicebus process verify-order", context=parent,
                                       kind=trace.SpanKind.CONSUMER, links=links, attributes=attributes) as span:
-        order = await (await get_resources()).service.verify(order_id, delivery_count)
+        order = await (await get_services()).verify_order(order_id, delivery_count)
         if order is not None:
             span.set_attribute("valerix.order_status", order.status.value)
 
@@ -73,9 +70,6 @@ async def reconcile_orders(timer: func.TimerRequest) -> None:
     with tracer.start_as_current_span("timer reconcile-orders", kind=trace.SpanKind.INTERNAL) as span:
         if timer.past_due:
             log.info("reconciler running late")
-        resources = await get_resources()
-        report = await resources.service.reconcile()
+        report = await (await get_services()).reconcile()
         span.set_attribute("valerix.reenqueued", report.reenqueued)
         span.set_attribute("valerix.cancelled", report.cancelled)
-        # observable gauges cannot await: computed here, published by their callbacks until the next run
-        await metrics.refresh_gauges(resources.pool, resources.bus)

@@ -21,17 +21,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from order_functions.application.ports import InventoryRefused
-from order_functions.domain.problems import Problem
-from order_functions.domain.validation import ValidationFailed
-from order_functions.infrastructure.container import get_resources
-from order_functions.infrastructure.local_queue import LocalQueue
-from order_functions.interface.http_support import handle_errors, json_response
-from protos import inventory_pb2 as pb
+from order_functions.application.ports import ChaosSwitches
+from order_functions.bootstrap import get_services
+from order_functions.domain.validation import Fault, ValidationFailed
+from order_functions.interface.http_support import handle_errors, json_response, request_path, request_query
+from order_functions.interface.problems import Problem, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +59,6 @@ PAGE_CSP = (
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
-# The Gremlin delays the chaos RPCs too (up to 60 s): switching it off must still get through.
-CHAOS_GET_TIMEOUT_S = 15.0
-CHAOS_SET_TIMEOUT_S = 65.0
 MAX_CHAOS_BODY = 4096
 _PATTERN = re.compile(r"(?:|random|every:[1-9][0-9]{0,5})")
 
@@ -135,14 +129,12 @@ def asset_response(req: func.HttpRequest, asset: Asset, cache_control: str,
 
 
 def _not_found() -> func.HttpResponse:
-    body = Problem(404, "Not found", "no such dashboard file", "not-found").to_json()
-    return func.HttpResponse(json.dumps(body), status_code=404, mimetype="application/problem+json",
-                             headers=dict(SECURITY_HEADERS))
+    return problem_response(Problem(404, "Not found", "no such dashboard file", "not-found"), headers=SECURITY_HEADERS)
 
 
 def _to_canonical(req: func.HttpRequest) -> func.HttpResponse:
     """`/api/dashboard/` would break the page's relative URLs: send the browser to `/api/dashboard`."""
-    query = urlsplit(str(req.url)).query
+    query = request_query(req)
     return func.HttpResponse(status_code=308, headers={
         "Location": "../dashboard" + (f"?{query}" if query else ""), **SECURITY_HEADERS,
     })
@@ -151,7 +143,7 @@ def _to_canonical(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="dashboard", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
 async def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     """The page. Its asset URLs carry the asset version, so the assets themselves can be cached for a year."""
-    if urlsplit(str(req.url)).path.endswith("/"):
+    if request_path(req).endswith("/"):
         return _to_canonical(req)
     index = static_file("index.html")
     if index is None:
@@ -178,13 +170,13 @@ async def dashboard_asset(req: func.HttpRequest) -> func.HttpResponse:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def chaos_json(settings: pb.ChaosSettings) -> dict[str, Any]:
+def chaos_json(settings: ChaosSwitches) -> dict[str, Any]:
     return {
-        "gremlin_enabled": bool(settings.gremlin_enabled),
-        "min_delay_s": round(float(settings.gremlin_min_delay_s), 3),
-        "max_delay_s": round(float(settings.gremlin_max_delay_s), 3),
-        "pattern": settings.gremlin_pattern or "random",
-        "crash_rate": round(float(settings.schrodinger_crash_rate), 4),
+        "gremlin_enabled": settings.gremlin_enabled,
+        "min_delay_s": round(settings.min_delay_s, 3),
+        "max_delay_s": round(settings.max_delay_s, 3),
+        "pattern": settings.pattern or "random",
+        "crash_rate": round(settings.crash_rate, 4),
     }
 
 
@@ -195,15 +187,16 @@ def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
     """The requested settings merged over the current ones; fields left out keep their value.
     Malformed JSON or a non-object body: 400. Wrong types, unknown fields or values out of range: 422."""
     if len(raw) > MAX_CHAOS_BODY:
-        raise ValidationFailed([{"field": "", "message": f"at most {MAX_CHAOS_BODY} bytes"}], 413,
+        raise ValidationFailed([{"field": "", "message": f"at most {MAX_CHAOS_BODY} bytes"}], Fault.TOO_LARGE,
                                "Payload too large")
     try:
         body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed([{"field": "", "message": f"not valid JSON: {exc}"[:200]}], 400,
+        raise ValidationFailed([{"field": "", "message": f"not valid JSON: {exc}"[:200]}], Fault.MALFORMED,
                                "Malformed JSON") from exc
     if not isinstance(body, dict):
-        raise ValidationFailed([{"field": "", "message": "the body must be a JSON object"}], 400, "Malformed JSON")
+        raise ValidationFailed([{"field": "", "message": "the body must be a JSON object"}], Fault.MALFORMED,
+                               "Malformed JSON")
     errors: list[dict[str, str]] = []
     for name in sorted(set(body) - set(CHAOS_FIELDS)):
         errors.append({"field": str(name)[:60], "message": f"unknown field; known: {', '.join(CHAOS_FIELDS)}"})
@@ -235,45 +228,22 @@ def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
     if not errors and merged["min_delay_s"] > merged["max_delay_s"]:
         errors.append({"field": "min_delay_s", "message": "must not exceed max_delay_s"})
     if errors:
-        raise ValidationFailed(errors, 422, "Invalid chaos settings")
+        raise ValidationFailed(errors, Fault.INVALID, "Invalid chaos settings")
     return merged
-
-
-def _admin_refused(exc: InventoryRefused) -> Problem:
-    if exc.code == "PERMISSION_DENIED":
-        return Problem(503, "Chaos controls unavailable",
-                       "the inventory refused the admin call (is INVENTORY_ADMIN_TOKEN set on both sides?)",
-                       "chaos-admin-refused")
-    return Problem(422, "Invalid chaos settings", f"the inventory refused them: {exc.detail}"[:300],
-                   "validation-failed")
 
 
 @bp.route(route="ops/chaos", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @handle_errors
 async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
     """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled."""
-    resources = await get_resources()
-    if not resources.config.admin_api_enabled:
-        raise Problem(404, "Not found", "the admin API is disabled (ADMIN_API_ENABLED)", "admin-api-disabled")
-    inventory = resources.inventory
+    chaos = (await get_services()).chaos
     headers = {"Cache-Control": "no-store"}
-    try:
-        current = chaos_json(await inventory.get_chaos(CHAOS_GET_TIMEOUT_S))
-        if req.method.upper() == "GET":
-            return json_response(current, headers=headers)
-        wanted = parse_chaos_update(req.get_body(), current)
-        applied = await inventory.set_chaos(pb.ChaosSettings(
-            gremlin_enabled=wanted["gremlin_enabled"],
-            gremlin_min_delay_s=wanted["min_delay_s"],
-            gremlin_max_delay_s=wanted["max_delay_s"],
-            gremlin_pattern=wanted["pattern"],
-            schrodinger_crash_rate=wanted["crash_rate"],
-        ), CHAOS_SET_TIMEOUT_S)
-    except InventoryRefused as exc:
-        raise _admin_refused(exc) from exc
-    result = chaos_json(applied)
-    log.warning("chaos settings changed through the admin API: %s", result)
-    return json_response(result, headers=headers)
+    current = chaos_json(await chaos.current())
+    if req.method.upper() == "GET":
+        return json_response(current, headers=headers)
+    wanted = parse_chaos_update(req.get_body(), current)
+    applied = await chaos.apply(ChaosSwitches(**wanted))
+    return json_response(chaos_json(applied), headers=headers)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -284,8 +254,5 @@ async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="stats/bus", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @handle_errors
 async def bus_stats(req: func.HttpRequest) -> func.HttpResponse:
-    resources = await get_resources()
-    body: dict[str, Any] = {"kind": resources.bus_kind, "queue": resources.config.verify_queue, "stats": None}
-    if isinstance(resources.bus, LocalQueue):
-        body["stats"] = await resources.bus.stats()
+    body = await (await get_services()).bus_status()
     return json_response(body, headers={"Cache-Control": "no-store"})

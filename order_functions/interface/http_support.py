@@ -9,16 +9,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
-import psycopg
 from opentelemetry import context, propagate, trace
-from psycopg_pool import PoolTimeout
 
 from order_functions.application.ports import InventoryUnavailable
-from order_functions.domain.problems import Problem
 from order_functions.domain.rolling_window import RollingWindow
-from order_functions.domain.validation import ValidationFailed
+from order_functions.interface.problems import INTERNAL, problem_for, problem_response
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.orders.http")
@@ -36,23 +34,21 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def problem_response(problem: Problem, instance: str = "", headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(problem.to_json(instance)), status_code=problem.status, mimetype="application/problem+json",
-        headers=headers or {},
-    )
+def request_path(req: func.HttpRequest) -> str:
+    """The request's path (`/api/orders/...`), without scheme, host or query."""
+    return urlsplit(str(req.url)).path
 
 
-def _path(req: func.HttpRequest) -> str:
-    url = str(req.url)
-    start = url.find("/api/")
-    return url[start:].split("?", 1)[0] if start >= 0 else url
+def request_query(req: func.HttpRequest) -> str:
+    """The raw query string, as the client sent it."""
+    return urlsplit(str(req.url)).query
 
 
 def route_template(req: func.HttpRequest) -> str:
     """`/api/orders/{order_id}/cancel` from the concrete path and the route parameters (low-cardinality span name)."""
     values = {value: name for name, value in (req.route_params or {}).items() if value}
-    return "/".join(f"{{{values[segment]}}}" if segment in values else segment for segment in _path(req).split("/"))
+    segments = request_path(req).split("/")
+    return "/".join(f"{{{values[segment]}}}" if segment in values else segment for segment in segments)
 
 
 def traced(handler: Handler) -> Handler:
@@ -71,7 +67,7 @@ def traced(handler: Handler) -> Handler:
         else:
             headers = {str(k).lower(): str(v) for k, v in req.headers.items()}
             parent, kind = propagate.extract(headers), trace.SpanKind.SERVER
-        attributes = {"http.request.method": req.method or "", "http.route": route, "url.path": _path(req)}
+        attributes = {"http.request.method": req.method or "", "http.route": route, "url.path": request_path(req)}
         with tracer.start_as_current_span(f"{req.method} {route}", context=parent, kind=kind,
                                           attributes=attributes) as span:
             response = await handler(req)
@@ -84,37 +80,24 @@ def traced(handler: Handler) -> Handler:
 
 
 def handle_errors(handler: Handler) -> Handler:
-    """Every failure becomes problem+json with a log line; nothing escapes as a bare 500."""
+    """Every failure becomes problem+json (mapped in interface/problems.py) with a log line; no bare 500."""
 
     @functools.wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        instance = _path(req)
+        instance = request_path(req)
         try:
             return await handler(req)
-        except Problem as problem:
-            return problem_response(problem, instance)
-        except ValidationFailed as exc:
-            slug = {400: "malformed-request", 413: "payload-too-large"}.get(exc.status, "validation-failed")
-            return problem_response(Problem(exc.status, exc.title, str(exc), slug, errors=exc.errors), instance)
-        except InventoryUnavailable as exc:
-            log.warning("%s %s: inventory unavailable: %s", req.method, instance, exc)
-            return problem_response(
-                Problem(503, "Inventory unavailable", "the inventory service did not answer; retry shortly",
-                        "inventory-unavailable"),
-                instance, {"Retry-After": "2"},
-            )
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            log.error("%s %s: orders database unavailable: %r", req.method, instance, exc, exc_info=True)
-            return problem_response(
-                Problem(503, "Service unavailable", "the orders database is unavailable; retry shortly",
-                        "database-unavailable"),
-                instance, {"Retry-After": "2"},
-            )
         except Exception as exc:
-            log.exception("%s %s failed unexpectedly", req.method, instance)
-            trace.get_current_span().record_exception(exc)
-            internal = Problem(500, "Internal error", "an unexpected error occurred", "internal")
-            return problem_response(internal, instance)
+            problem = problem_for(exc)
+            if problem is None:
+                log.exception("%s %s failed unexpectedly", req.method, instance)
+                trace.get_current_span().record_exception(exc)
+                return problem_response(INTERNAL, instance)
+            if isinstance(exc, InventoryUnavailable):
+                log.warning("%s %s: inventory unavailable: %s", req.method, instance, exc)
+            elif problem.status >= 500:
+                log.error("%s %s: %s: %r", req.method, instance, problem.title, exc, exc_info=True)
+            return problem_response(problem, instance)
 
     return wrapper
 

@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from inventory_service.handlers import ADMIN_TOKEN_METADATA
+from protos import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness, item
 

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import pytest_asyncio
 
-from order_functions.infrastructure.local_queue import LocalQueue, Pool, ensure_schema
+from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
 from order_functions.infrastructure.messaging import MessageLockLost, MessageSender, OutgoingMessage, ReceivedMessage
-from valerix_common.db import make_pool
+from valerix_common.db import Pool, make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
 
 

@@ -178,7 +178,7 @@ async def test_malformed_verify_message_is_logged_and_dropped(orders: OrderHarne
 
 
 def test_verify_message_carries_order_id_and_trace_context() -> None:
-    from order_functions.application.service import parse_verify_body, verify_message
+    from order_functions.application.verify_queue import parse_verify_body, verify_message
 
     order_id = uuid.uuid4()
     first, retry = verify_message(order_id, 1), verify_message(order_id, 3)

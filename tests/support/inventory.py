@@ -17,12 +17,11 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inventory_service.config import InventoryConfig
-from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.server import RunningInventory, start_inventory
+from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
-from protos import inventory_stub
 from valerix_common.embedded_pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

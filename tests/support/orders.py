@@ -15,8 +15,8 @@ import psycopg
 from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
-from order_functions.infrastructure import container
-from order_functions.infrastructure.container import Resources
+from order_functions import bootstrap
+from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
 from order_functions.infrastructure.messaging import ReceivedMessage
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
@@ -56,8 +56,11 @@ class OrderHarness:
     orders_db_url: str
     verify_failures: list[str] = field(default_factory=list)
 
-    async def resources(self) -> Resources:
-        return await container.get_resources()
+    async def resources(self) -> Adapters:
+        """The real adapters behind the function app (integration tests arrange data through them)."""
+        adapters = (await bootstrap.get_services()).adapters
+        assert adapters is not None
+        return adapters
 
     async def queue(self) -> LocalQueue:
         bus = (await self.resources()).bus
@@ -127,14 +130,14 @@ async def order_app(inventory: InventoryHarness, orders_db_url: str, **overrides
         "LOCAL_BUS_DUPLICATE_WINDOW_S": "600",
         **overrides,
     }
-    await container.shutdown()
+    await bootstrap.shutdown()
     with environment(settings):
         try:
             harness = OrderHarness(inventory, orders_db_url)
             await harness.resources()  # migrations applied, clients up, as after the host's first call
             yield harness
         finally:
-            await container.shutdown()
+            await bootstrap.shutdown()
 
 
 def new_key() -> str:

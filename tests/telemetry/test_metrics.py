@@ -8,7 +8,7 @@ from typing import Any
 
 from azure.functions.servicebus import ServiceBusMessage
 
-from order_functions.application.service import verify_message
+from order_functions.application.verify_queue import verify_message
 from order_functions.infrastructure import metrics as order_metrics
 from tests.support.orders import FUNCTIONS
 from tests.telemetry import checkout_with_traceparent, session, slow_checkout, traced_stack

@@ -1,0 +1,202 @@
+"""The composition root: the only module that knows both the use cases and the adapters.
+
+`wire` builds the use cases and the read side on any implementation of the ports (unit tests pass fakes);
+`open_adapters` connects the real ones from configuration; `get_services` keeps one set per worker process.
+Async clients belong to an event loop; the Functions worker has one, so they are built lazily on first use in that
+loop (and rebuilt only if a different loop asks, as a test session might).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from order_functions.application.admin import BusStatus, ChaosAdmin
+from order_functions.application.cancel import CancelOrder, ReleaseStock
+from order_functions.application.catalogue import Catalogue
+from order_functions.application.checkout import Checkout
+from order_functions.application.ports import (
+    ChaosControls,
+    Inventory,
+    MessageSender,
+    Metrics,
+    OrderStore,
+    QueueStats,
+    StoreUnavailable,
+)
+from order_functions.application.queries import HealthCheck, OrderQueries, ProductQueries
+from order_functions.application.reconcile import Reconcile
+from order_functions.application.settle_order import SettleOrder
+from order_functions.application.transitions import OrderTransitions
+from order_functions.application.verify_order import VerifyOrder
+from order_functions.application.verify_queue import VerifyQueue
+from order_functions.config import OrderConfig
+from order_functions.infrastructure.inventory_client import GrpcInventory
+from order_functions.infrastructure.local_bus import local_queue
+from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
+from order_functions.infrastructure.metrics import OtelMetrics
+from order_functions.infrastructure.orders_repository import MIGRATIONS, OrdersRepository
+from order_functions.infrastructure.servicebus_sender import AzureServiceBusSender
+from valerix_common.db import Pool, make_pool
+from valerix_common.migrations import apply_migrations
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Adapters:
+    """The process's real clients. Integration tests reach them here; the interface never does."""
+
+    config: OrderConfig
+    pool: Pool
+    bus_pool: Pool | None
+    orders: OrdersRepository
+    inventory: GrpcInventory
+    bus: MessageSender
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def bus_kind(self) -> str:
+        return "local-queue" if isinstance(self.bus, LocalQueue) else "azure-service-bus"
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.inventory.close()
+        await self.pool.close()
+        if self.bus_pool is not None:
+            await self.bus_pool.close()
+
+
+@dataclass
+class OrderServices:
+    """Everything the interface may call: the use cases (write side) and the queries (read side)."""
+
+    checkout: Checkout
+    verify_order: VerifyOrder
+    cancel_order: CancelOrder
+    reconcile: Reconcile
+    orders: OrderQueries
+    products: ProductQueries
+    health: HealthCheck
+    chaos: ChaosAdmin
+    bus_status: BusStatus
+    adapters: Adapters | None = None  # None when wired on fakes
+
+
+def wire(
+    config: OrderConfig,
+    *,
+    orders: OrderStore,
+    inventory: Inventory,
+    chaos: ChaosControls,
+    bus: MessageSender,
+    metrics: Metrics,
+    bus_kind: str,
+    queue_stats: QueueStats | None,
+) -> OrderServices:
+    catalogue = Catalogue(inventory)
+    transitions = OrderTransitions(orders, metrics)
+    settle = SettleOrder(inventory, transitions, metrics)
+    verify_queue = VerifyQueue(orders, bus, config.verify_queue, config.bus_send_timeout_s)
+    release = ReleaseStock(inventory, transitions, metrics, config.inventory_timeout_s)
+    return OrderServices(
+        checkout=Checkout(orders, catalogue, settle, verify_queue, config.inventory_timeout_s),
+        verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
+        cancel_order=CancelOrder(orders, release),
+        reconcile=Reconcile(
+            orders, release, verify_queue, metrics,
+            stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
+        ),
+        orders=OrderQueries(orders),
+        products=ProductQueries(inventory, catalogue, config.inventory_timeout_s),
+        health=HealthCheck(orders, inventory, bus, bus_kind),
+        chaos=ChaosAdmin(chaos, config.admin_api_enabled),
+        bus_status=BusStatus(bus_kind, config.verify_queue, queue_stats),
+    )
+
+
+async def _open_pool(url: str, name: str, min_size: int, max_size: int) -> Pool:
+    pool = make_pool(url, name=name, min_size=min_size, max_size=max_size)
+    try:
+        await pool.open(wait=True, timeout=10)
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        await pool.close()
+        raise StoreUnavailable(f"{name} database unavailable: {type(exc).__name__}: {exc}"[:500]) from exc
+    return pool
+
+
+async def _open_bus(config: OrderConfig) -> tuple[MessageSender, Pool | None]:
+    if config.servicebus_namespace or config.servicebus_connection:
+        sender = AzureServiceBusSender(
+            config.verify_queue,
+            namespace=config.servicebus_namespace,
+            connection_string=config.servicebus_connection if not config.servicebus_namespace else "",
+        )
+        return sender, None
+    bus_pool = await _open_pool(config.local_bus_database_url, "local-bus", 1, 10)
+    try:
+        await ensure_schema(bus_pool)
+    except BaseException:
+        await bus_pool.close()
+        raise
+    return local_queue(bus_pool, config.verify_queue), bus_pool
+
+
+async def open_adapters(config: OrderConfig) -> Adapters:
+    pool = await _open_pool(config.orders_database_url, "orders", 2, config.db_pool_size)
+    try:
+        async with pool.connection() as conn:
+            await apply_migrations(conn, MIGRATIONS)
+        bus, bus_pool = await _open_bus(config)
+    except BaseException:
+        await pool.close()
+        raise
+    orders = OrdersRepository(pool, in_flight_s=config.idempotency_in_flight_s)
+    inventory = GrpcInventory(
+        config.inventory_target, tls=config.inventory_tls, admin_token=config.inventory_admin_token
+    )
+    log.info("order service adapters ready (bus: %s, inventory: %s)", type(bus).__name__, config.inventory_target)
+    return Adapters(config, pool, bus_pool, orders, inventory, bus, asyncio.get_running_loop())
+
+
+async def build(config: OrderConfig) -> OrderServices:
+    adapters = await open_adapters(config)
+    services = wire(
+        config,
+        orders=adapters.orders,
+        inventory=adapters.inventory,
+        chaos=adapters.inventory,
+        bus=adapters.bus,
+        metrics=OtelMetrics(adapters.pool, adapters.bus),
+        bus_kind=adapters.bus_kind,
+        queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
+    )
+    services.adapters = adapters
+    return services
+
+
+_services: OrderServices | None = None
+_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+async def get_services() -> OrderServices:
+    global _services
+    loop = asyncio.get_running_loop()
+    if _services is not None and _services.adapters is not None and _services.adapters.loop is loop:
+        return _services
+    async with _locks.setdefault(loop, asyncio.Lock()):
+        if _services is None or _services.adapters is None or _services.adapters.loop is not loop:
+            _services = await build(OrderConfig.from_env())
+    return _services
+
+
+async def shutdown() -> None:
+    global _services
+    if _services is not None:
+        services, _services = _services, None
+        if services.adapters is not None:
+            await services.adapters.close()

@@ -1,0 +1,253 @@
+"""In-memory fakes of the application's ports, for use-case unit tests (no servers, no I/O).
+
+They keep the contracts the real adapters keep: conditional transitions (only from allowed source states), one
+order per (customer, Idempotency-Key) with the body's fingerprint, and the in-flight window of a claimed key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from order_functions.application.ports import (
+    ChaosSwitches,
+    Created,
+    CreateResult,
+    InFlight,
+    InventoryRefused,
+    InventoryUnavailable,
+    KeyMismatch,
+    OutgoingMessage,
+    ProductView,
+    ReleaseOutcome,
+    Replay,
+    ReservationOutcome,
+    ReservationStatus,
+)
+from order_functions.config import OrderConfig
+from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
+from order_functions.domain.validation import CheckoutRequest
+
+
+def config(**overrides: object) -> OrderConfig:
+    values: dict[str, object] = {
+        "orders_database_url": "postgresql://unused", "inventory_target": "unused:0", "inventory_tls": False,
+        "inventory_timeout_s": 2.0, "verify_timeout_s": 15.0, "verify_queue": "verify-order",
+        "bus_send_timeout_s": 1.0, "servicebus_namespace": "", "servicebus_connection": "",
+        "local_bus_database_url": "", "stale_after_s": 30.0, "give_up_after_s": 600.0,
+        "idempotency_in_flight_s": 30.0, "admin_api_enabled": True, "inventory_admin_token": "", "db_pool_size": 1,
+    }
+    values.update(overrides)
+    return OrderConfig(**values)  # type: ignore[arg-type]
+
+
+def request(customer: str = "c-1", *items: tuple[str, int]) -> CheckoutRequest:
+    return CheckoutRequest(customer, tuple(sorted(LineItem(p, q) for p, q in (items or (("P-1", 1),)))))
+
+
+@dataclasses.dataclass
+class _Key:
+    fingerprint: str
+    order_id: UUID
+    completed: bool = False
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.orders: dict[UUID, Order] = {}
+        self.keys: dict[tuple[str, str], _Key] = {}
+        self.events: list[tuple[UUID, OrderStatus, SettledVia]] = []
+        self.verify_enqueued_at: dict[UUID, datetime] = {}
+        self.expired_keys = 0
+        self.cut_in: dict[UUID, OrderStatus] = {}  # a concurrent writer that wins the next transition of an order
+
+    def add(self, order_id: UUID, req: CheckoutRequest, *, age_s: float = 0.0,
+            status: OrderStatus = OrderStatus.PENDING) -> Order:
+        created = datetime.now(UTC) - timedelta(seconds=age_s)
+        order = Order(order_id, req.customer_id, status, req.items, "", created, created)
+        self.orders[order_id] = order
+        return order
+
+    async def create(self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None) -> CreateResult:
+        if idempotency_key is not None:
+            key = self.keys.get((request.customer_id, idempotency_key))
+            if key is not None:
+                if key.fingerprint != request.fingerprint():
+                    return KeyMismatch(key.order_id)
+                if not key.completed:
+                    return InFlight(key.order_id)
+                return Replay(self.orders[key.order_id])
+            self.keys[(request.customer_id, idempotency_key)] = _Key(request.fingerprint(), order_id)
+        return Created(self.add(order_id, request))
+
+    async def complete_key(self, customer_id: str, key: str) -> None:
+        self.keys[(customer_id, key)].completed = True
+
+    async def get(self, order_id: UUID) -> Order | None:
+        return self.orders.get(order_id)
+
+    async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
+        if order_id in self.cut_in:
+            self._apply(order_id, self.cut_in.pop(order_id), SettledVia.VERIFY_ORDER, "")
+        current = self.orders[order_id]
+        if current.status not in sources_for(to):
+            return None
+        return self._apply(order_id, to, via, reason)
+
+    def _apply(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str) -> Order:
+        current = self.orders[order_id]
+        now = datetime.now(UTC)
+        updated = dataclasses.replace(
+            current, status=to, reason=reason or current.reason, updated_at=now,
+            settled_via=current.settled_via or via, settled_at=current.settled_at or now,
+        )
+        self.orders[order_id] = updated
+        self.events.append((order_id, to, via))
+        return updated
+
+    async def mark_verify_enqueued(self, order_id: UUID) -> int:
+        order = self.orders[order_id]
+        self.orders[order_id] = dataclasses.replace(order, verify_attempts=order.verify_attempts + 1)
+        self.verify_enqueued_at[order_id] = datetime.now(UTC)
+        return order.verify_attempts + 1
+
+    async def request_cancel(self, order_id: UUID) -> Order | None:
+        order = self.orders[order_id]
+        if order.status not in (OrderStatus.PENDING, OrderStatus.CONFIRMED):
+            return None
+        self.orders[order_id] = dataclasses.replace(order, cancel_requested=True)
+        return self.orders[order_id]
+
+    async def stale_pending(self, stale_after_s: float, give_up_after_s: float, limit: int) -> list[Order]:
+        now = datetime.now(UTC)
+        return [
+            o for o in self.orders.values()
+            if o.is_pending and not o.cancel_requested
+            and timedelta(seconds=stale_after_s) < now - o.created_at <= timedelta(seconds=give_up_after_s)
+            and now - self.verify_enqueued_at.get(o.order_id, datetime.min.replace(tzinfo=UTC))
+            > timedelta(seconds=stale_after_s)
+        ][:limit]
+
+    async def give_up_expired(self, give_up_after_s: float, limit: int) -> int:
+        now = datetime.now(UTC)
+        expired = [o for o in self.orders.values() if o.is_pending and not o.cancel_requested
+                   and now - o.created_at > timedelta(seconds=give_up_after_s)][:limit]
+        for order in expired:
+            self.orders[order.order_id] = dataclasses.replace(order, cancel_requested=True)
+        return len(expired)
+
+    async def cancel_requested(self, limit: int) -> list[Order]:
+        return [o for o in self.orders.values() if o.cancel_requested
+                and o.status in (OrderStatus.PENDING, OrderStatus.CONFIRMED)][:limit]
+
+    async def purge_expired_keys(self, limit: int) -> int:
+        purged, self.expired_keys = min(self.expired_keys, limit), max(0, self.expired_keys - limit)
+        return purged
+
+    async def recent(self, *, status: OrderStatus | None, customer_id: str | None, limit: int,
+                     before: tuple[datetime, UUID] | None) -> list[Order]:
+        found = [o for o in self.orders.values() if (status is None or o.status is status)
+                 and (customer_id is None or o.customer_id == customer_id)
+                 and (before is None or (o.created_at, o.order_id) < before)]
+        return sorted(found, key=lambda o: (o.created_at, o.order_id), reverse=True)[:limit]
+
+    async def ping(self) -> None:
+        return None
+
+
+class FakeInventory:
+    """Answers RESERVED unless told otherwise; `down` makes every call's outcome unknown."""
+
+    def __init__(self, products: tuple[str, ...] = ("P-1", "P-2")) -> None:
+        self.products = [ProductView(p, p.lower(), 100, 10, 0) for p in products]
+        self.reserve_answer: ReservationOutcome | Exception = ReservationOutcome(ReservationStatus.RESERVED)
+        self.release_answer: ReleaseOutcome | Exception = ReleaseOutcome(ReservationStatus.RELEASED, True, False)
+        self.down = False
+        self.reserved: list[UUID] = []
+        self.released: list[UUID] = []
+        self.list_calls = 0
+        self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
+        self.chaos_refusal: InventoryRefused | None = None
+
+    def _unavailable(self) -> None:
+        if self.down:
+            raise InventoryUnavailable("UNAVAILABLE", "fake inventory is down")
+
+    async def reserve(self, order_id: UUID, items: tuple[LineItem, ...], timeout_s: float) -> ReservationOutcome:
+        self._unavailable()
+        if isinstance(self.reserve_answer, Exception):
+            raise self.reserve_answer
+        self.reserved.append(order_id)
+        return self.reserve_answer
+
+    async def release(self, order_id: UUID, reason: str, timeout_s: float) -> ReleaseOutcome:
+        self._unavailable()
+        if isinstance(self.release_answer, Exception):
+            raise self.release_answer
+        self.released.append(order_id)
+        return self.release_answer
+
+    async def list_products(self, timeout_s: float) -> list[ProductView]:
+        self._unavailable()
+        self.list_calls += 1
+        return list(self.products)
+
+    async def check(self, timeout_s: float) -> None:
+        self._unavailable()
+
+    async def get_chaos(self, timeout_s: float) -> ChaosSwitches:
+        if self.chaos_refusal is not None:
+            raise self.chaos_refusal
+        return self.chaos
+
+    async def set_chaos(self, switches: ChaosSwitches, timeout_s: float) -> ChaosSwitches:
+        if self.chaos_refusal is not None:
+            raise self.chaos_refusal
+        self.chaos = switches
+        return switches
+
+
+class FakeBus:
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+        self.broken: Exception | None = None
+
+    async def send(self, message: OutgoingMessage) -> None:
+        if self.broken is not None:
+            raise self.broken
+        self.sent.append(message)
+
+    async def check(self) -> None:
+        if self.broken is not None:
+            raise self.broken
+
+    async def close(self) -> None:
+        return None
+
+    async def stats(self) -> dict[str, int]:
+        return {"active": len(self.sent), "dead_lettered": 0}
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[str, str]] = []
+        self.calls: list[str] = []
+        self.redeliveries: list[str] = []
+        self.gauge_refreshes = 0
+
+    def record_outcome(self, status: str, settled_via: str) -> None:
+        self.outcomes.append((status, settled_via))
+
+    @contextmanager
+    def inventory_call(self, method: str) -> Iterator[None]:
+        self.calls.append(method)
+        yield
+
+    def verify_redelivered(self, queue: str) -> None:
+        self.redeliveries.append(queue)
+
+    async def refresh_gauges(self) -> None:
+        self.gauge_refreshes += 1

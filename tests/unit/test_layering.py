@@ -1,0 +1,52 @@
+"""The layering holds: the use cases see ports only, the domain sees nothing, the interface never reaches past the
+composition root into adapters. Checked on the import statements of every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "order_functions"
+
+# Imports a layer must not make (prefix match on the module name).
+FORBIDDEN = {
+    "domain": ("order_functions.application", "order_functions.infrastructure", "order_functions.interface",
+               "order_functions.bootstrap", "psycopg", "grpc", "azure", "aiohttp", "opentelemetry"),
+    "application": ("order_functions.infrastructure", "order_functions.interface", "order_functions.bootstrap",
+                    "psycopg", "psycopg_pool", "grpc", "azure", "protos"),
+    "interface": ("order_functions.infrastructure", "psycopg", "psycopg_pool", "grpc", "protos"),
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layer_imports_only_what_it_may(layer: str) -> None:
+    modules = sorted((PACKAGE / layer).rglob("*.py"))
+    assert modules, f"no modules under order_functions/{layer}"
+    leaks = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules
+        for name in sorted(imported_modules(path))
+        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[layer])
+    ]
+    assert leaks == []
+
+
+def test_http_status_codes_and_problems_live_in_the_interface() -> None:
+    outside = [p for layer in ("domain", "application", "infrastructure") for p in (PACKAGE / layer).rglob("*.py")]
+    offenders = [str(p.relative_to(ROOT)) for p in outside
+                 if "STATUS_CODE_FOR" in p.read_text(encoding="utf-8") or "class Problem" in p.read_text("utf-8")]
+    assert offenders == []

@@ -1,0 +1,83 @@
+"""The read side (orders, products, health) and the operations use cases on fakes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from order_functions.application.errors import (
+    AdminApiDisabled,
+    ChaosAdminRefused,
+    ChaosSettingsRefused,
+    OrderNotFound,
+)
+from order_functions.application.ports import ChaosSwitches, InventoryRefused
+from order_functions.domain.models import OrderStatus
+from tests.unit.conftest import World, build_world
+from tests.unit.fakes import config, request
+
+
+async def test_get_order_and_not_found(world: World) -> None:
+    order = world.store.add(uuid.uuid4(), request())
+    assert await world.services.orders.get(order.order_id) == order
+    with pytest.raises(OrderNotFound):
+        await world.services.orders.get(uuid.uuid4())
+
+
+async def test_recent_orders_filter_and_page(world: World) -> None:
+    old = world.store.add(uuid.uuid4(), request("alice"), age_s=20)
+    new = world.store.add(uuid.uuid4(), request("alice"), age_s=10)
+    world.store.add(uuid.uuid4(), request("bob"), status=OrderStatus.CONFIRMED)
+    page = await world.services.orders.recent(status=None, customer_id="alice", limit=1, before=None)
+    assert page == [new]
+    rest = await world.services.orders.recent(
+        status=OrderStatus.PENDING, customer_id="alice", limit=5, before=(new.created_at, new.order_id)
+    )
+    assert rest == [old]
+
+
+async def test_listing_products_refreshes_the_catalogue(world: World) -> None:
+    products = await world.services.products.list()
+    assert [p.product_id for p in products] == ["P-1", "P-2"] and world.inventory.list_calls == 1
+    await world.services.checkout(request("c-1", ("P-2", 1)), None)
+    assert world.inventory.list_calls == 1  # the checkout's catalogue check used the fresh listing
+
+
+async def test_health_ok_and_naming_the_failed_dependency(world: World) -> None:
+    healthy = await world.services.health()
+    assert healthy["status"] == "ok" and set(healthy["checks"]) == {"orders_database", "inventory", "bus"}
+    assert healthy["checks"]["bus"]["kind"] == "fake"
+    world.inventory.down = True
+    sick = await world.services.health()
+    assert sick["status"] == "unavailable" and sick["checks"]["inventory"]["status"] == "failed"
+    assert "InventoryUnavailable" in sick["checks"]["inventory"]["error"]
+    assert sick["checks"]["orders_database"]["status"] == "ok"
+
+
+async def test_chaos_switches_read_and_written(world: World) -> None:
+    wanted = ChaosSwitches(True, 0.5, 1.0, "every:3", 0.1)
+    assert (await world.services.chaos.apply(wanted)) == wanted
+    assert (await world.services.chaos.current()) == wanted
+
+
+async def test_chaos_admin_disabled() -> None:
+    world = build_world(config(admin_api_enabled=False))
+    with pytest.raises(AdminApiDisabled):
+        await world.services.chaos.current()
+    with pytest.raises(AdminApiDisabled):
+        await world.services.chaos.apply(ChaosSwitches(False, 0, 0, "", 0))
+
+
+async def test_chaos_refusals_name_their_cause(world: World) -> None:
+    world.inventory.chaos_refusal = InventoryRefused("PERMISSION_DENIED", "admin token missing or wrong")
+    with pytest.raises(ChaosAdminRefused):
+        await world.services.chaos.current()
+    world.inventory.chaos_refusal = InventoryRefused("INVALID_ARGUMENT", "min > max")
+    with pytest.raises(ChaosSettingsRefused, match="min > max"):
+        await world.services.chaos.apply(ChaosSwitches(True, 5, 1, "", 0))
+
+
+async def test_bus_status(world: World) -> None:
+    status = await world.services.bus_status()
+    assert status == {"kind": "fake", "queue": "verify-order", "stats": {"active": 0, "dead_lettered": 0}}
