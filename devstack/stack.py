@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from devstack.backup.timer import DEFAULT_BACKUP_DIR, SnapshotTimer
+from devstack.backup.timer import SnapshotTimer, backup_dir_from_env
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import EmbeddedPostgres, free_port
 
@@ -99,7 +99,7 @@ class Stack:
             await wait_for("functions host", self._functions_healthy, timeout_s=60)
         if opts.backup_every_s > 0:
             urls = {"orders": orders_url, "inventory": inventory_url}
-            self.backup_timer = SnapshotTimer(urls, DEFAULT_BACKUP_DIR, opts.backup_every_s)
+            self.backup_timer = SnapshotTimer(urls, backup_dir_from_env(), opts.backup_every_s)
             self.backup_timer.start()
         return self
 
@@ -148,9 +148,7 @@ class Stack:
             f"Logs:             {self.options.data_dir / 'logs'}",
             f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
             f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
-            f"Backups:          a restore point every {self.options.backup_every_s / 3600:g} h in {DEFAULT_BACKUP_DIR}"
-            " (BACKUP_EVERY_HOURS; `python -m devstack.backup points`)" if self.backup_timer else
-            "Backups:          timer off (BACKUP_EVERY_HOURS=0)",
+            "Backups:          " + (self.backup_timer.describe() if self.backup_timer else "timer off"),
         ]
         return "\n".join(lines)
 

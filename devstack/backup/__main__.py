@@ -25,13 +25,13 @@ from devstack.backup.bundle import select_point
 from devstack.backup.points import PointStore
 from devstack.backup.run import upload_pending
 from devstack.backup.service import stand_in_app
-from devstack.backup.timer import DEFAULT_BACKUP_DIR
+from devstack.backup.timer import backup_dir_from_env
 from devstack.stack import StackOptions
 from valerix_common.telemetry import configure_logging
 
 
 def backup_dir() -> Path:
-    return Path(os.environ.get("BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+    return backup_dir_from_env()
 
 
 def database_urls() -> dict[str, str]:

@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 DEFAULT_BACKUP_DIR = Path(__file__).resolve().parents[2] / ".data" / "backups"
 
 
+def backup_dir_from_env() -> Path:
+    """`BACKUP_DIR`, default `.data/backups`: the timer and the CLI share it."""
+    return Path(os.environ.get("BACKUP_DIR") or DEFAULT_BACKUP_DIR)
+
+
 def interval_from_env() -> float:
     """`BACKUP_EVERY_HOURS` (default 4; 0 turns the timer off), in seconds."""
     return env_float("BACKUP_EVERY_HOURS", 4.0, minimum=0) * 3600
@@ -32,6 +37,10 @@ class SnapshotTimer:
         self.every_s = every_s
         self.service_url = service_url if service_url is not None else os.environ.get("BACKUP_SERVICE_URL")
         self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        return (f"a restore point every {self.every_s / 3600:g} h in {self.store.dir} "
+                "(BACKUP_EVERY_HOURS; `python -m devstack.backup points`)")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="backup-timer")

@@ -213,3 +213,20 @@ async def test_retention_applies_locally_and_through_the_next_upload_remotely(
     assert len(kept) < 24, "older points were dropped"
     remote = {p.name.removesuffix(".tar.gz") for p in (service.store / "points").glob("*.tar.gz")}
     assert remote == kept, "the service keeps what the last upload's retention set says"
+
+
+async def test_the_timer_takes_restore_points_while_it_runs(databases: dict[str, str], tmp_path: Path) -> None:
+    from devstack.backup.timer import SnapshotTimer
+
+    timer = SnapshotTimer(databases, tmp_path / "local", every_s=0.5, service_url="")
+    timer.start()
+    try:
+        for _ in range(200):  # up to 20 s on a busy machine
+            if len(PointStore(tmp_path / "local").all()) >= 2:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await timer.stop()
+    points = PointStore(tmp_path / "local").all()
+    assert len(points) >= 2
+    assert all(PointStore(tmp_path / "local").read(p) for p in points)  # each archive matches its checksum
