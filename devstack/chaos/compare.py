@@ -40,6 +40,7 @@ class Figures:
     intents: int = 0
     failed_but_taken: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    held_twice: int = 0  # of the duplicates: intents holding stock under more than one order
     stuck_or_lost: list[str] = field(default_factory=list)
     oversold_units: int = 0
     anomalous: set[int] = field(default_factory=set)  # planned-order indexes with any anomaly
@@ -48,6 +49,7 @@ class Figures:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "intents": self.intents, "anomalous_orders": len(self.anomalous),
                 "failed_but_stock_taken": len(self.failed_but_taken), "duplicate_orders": len(self.duplicates),
+                "duplicates_holding_stock_twice": self.held_twice,
                 "stuck_or_lost": len(self.stuck_or_lost), "oversold_units": self.oversold_units,
                 "settle_p50_s": _r(percentile(self.settle_s, 50)), "settle_p95_s": _r(percentile(self.settle_s, 95)),
                 "settle_max_s": _r(max(self.settle_s) if self.settle_s else None),
@@ -89,6 +91,7 @@ def analyse(facts: RunFacts) -> Figures:
             found += 1
         if len(ids) > 1:
             fig.duplicates.append(f"{tag}: one request, {len(ids)} orders ({len(held)} holding stock)")
+            fig.held_twice += len(held) > 1
             found += 1
         stuck = sorted(i for i in ids if i in by_id and by_id[i].status == "pending")
         if told == "lost" or stuck or (told == "confirmed" and out.order_id not in held):
@@ -109,8 +112,9 @@ def side_by_side(naive: Figures, valerix: Figures) -> str:
 
     rows = [
         ("planned orders (customer intents)", naive.intents, valerix.intents),
-        ('told "failed", stock taken anyway', len(naive.failed_but_taken), len(valerix.failed_but_taken)),
+        ('told failed/rejected/cancelled, stock taken', len(naive.failed_but_taken), len(valerix.failed_but_taken)),
         ("duplicate orders on retry", len(naive.duplicates), len(valerix.duplicates)),
+        ("  of which holding stock twice or more", naive.held_twice, valerix.held_twice),
         ("oversold units", naive.oversold_units, valerix.oversold_units),
         ("orders stuck or lost", len(naive.stuck_or_lost), len(valerix.stuck_or_lost)),
         ("settle time p50 (request → outcome)", s(percentile(naive.settle_s, 50)), s(percentile(valerix.settle_s, 50))),

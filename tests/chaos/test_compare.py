@@ -34,6 +34,7 @@ def test_each_anomaly_is_counted_once_per_customer_intent() -> None:
     fig = analyse(RunFacts("naive", obs, orders, reservations, [ProductRow("A", 8, 10)]))
     assert [s.split(":")[0] for s in fig.failed_but_taken] == ["#0 c0"]
     assert [s.split(":")[0] for s in fig.duplicates] == ["#0 c0"]
+    assert fig.held_twice == 0  # one of its two orders holds stock
     assert [s.split(":")[0] for s in fig.stuck_or_lost] == ["#2 c2", "#3 c3"]
     assert fig.anomalous == {0, 2, 3}
     assert fig.intents == 4 and sorted(fig.settle_s) == [1.0, 1.0, 1.0, 4.0]
@@ -64,3 +65,14 @@ def test_answer_times_are_grouped_by_the_fault_window_each_request_started_in() 
     assert rows["kill-inventory"].count == 2 and rows["kill-inventory"].max_s == 2.0
     assert rows["kill-inventory"].p50_s in (1.5, 2.0)
     assert rows["restart-postgres"].count == 1 and rows["restart-postgres"].p99_s == 0.9
+
+
+def test_a_retry_that_reserved_twice_is_a_duplicate_holding_stock_twice() -> None:
+    obs = Observations()
+    obs.outcomes[0] = outcome(0, 201, "b")
+    orders = [RunOrder("a", ("c0", "k0"), "failed", 2.0), RunOrder("b", ("c0", "k0"), "confirmed", 0.1)]
+    reservations = [ReservationRow("a", "RESERVED", {"A": 1}), ReservationRow("b", "RESERVED", {"A": 1})]
+    fig = analyse(RunFacts("naive", obs, orders, reservations, [ProductRow("A", 8, 10)]))
+    assert len(fig.duplicates) == 1 and fig.held_twice == 1
+    assert not fig.failed_but_taken, "the customer was told confirmed: the extra stock is the duplicate's harm"
+    assert fig.anomalous == {0}
