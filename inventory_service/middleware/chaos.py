@@ -7,6 +7,7 @@ in a sequence in the inventory database, shared by every replica on it, so the p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -162,7 +163,7 @@ class PgCallCounter:
 
     async def start(self) -> None:
         """Creates the sequence if needed and restarts the count: a replica that starts begins the pattern anew."""
-        async with self.pool.connection(timeout=self.timeout_s * 10) as conn:
+        async with asyncio.timeout(self.timeout_s * 20), self.pool.connection(timeout=self.timeout_s * 10) as conn:
             try:
                 await conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {self.SEQUENCE}")
             except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
@@ -170,12 +171,12 @@ class PgCallCounter:
         await self.reset()
 
     async def next(self) -> int:
-        async with self.pool.connection(timeout=self.timeout_s) as conn:
+        async with asyncio.timeout(self.timeout_s * 2), self.pool.connection(timeout=self.timeout_s) as conn:
             cur = await conn.execute(f"SELECT nextval('{self.SEQUENCE}') AS n")
             row = await cur.fetchone()
         assert row is not None
         return int(row["n"] if isinstance(row, dict) else row[0])
 
     async def reset(self) -> None:
-        async with self.pool.connection(timeout=self.timeout_s) as conn:
+        async with asyncio.timeout(self.timeout_s * 2), self.pool.connection(timeout=self.timeout_s) as conn:
             await conn.execute(f"SELECT setval('{self.SEQUENCE}', 1, false)")
