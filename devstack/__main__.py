@@ -8,6 +8,7 @@ import logging
 import signal
 
 from devstack.backup.timer import interval_from_env
+from devstack.identity.cli import add_token_parser, run_token
 from devstack.stack import Stack, StackOptions
 from valerix_common.telemetry import configure_logging
 
@@ -39,7 +40,10 @@ def main() -> None:
     up.add_argument("--port", type=int, default=7071, help="Functions host HTTP port")
     up.add_argument("--fresh", action="store_true", help="start from empty databases")
     up.add_argument("--inventory-only", action="store_true", help="PostgreSQL and the inventory service only")
+    add_token_parser(sub)
     args = parser.parse_args()
+    if args.command == "token":
+        raise SystemExit(run_token(args))
     configure_logging("devstack")
     if args.command == "up":
         asyncio.run(run_up(args))

@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 
 from devstack.backup.timer import SnapshotTimer, backup_dir_from_env
+from devstack.identity import LocalIssuer
+from devstack.identity.settings import ORDERS_AUDIENCE, issuer_port
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import EmbeddedPostgres, free_port
 
@@ -28,6 +30,7 @@ class StackOptions:
     functions_port: int = 7071
     grpc_port: int = 50051
     inventory_health_port: int = 8081
+    issuer_port: int = field(default_factory=issuer_port)  # the local token issuer (DEVSTACK_ISSUER_PORT, 7072)
     extra_env: dict[str, str] = field(default_factory=dict)
     with_functions: bool = True
     fresh: bool = False  # start from an empty database
@@ -40,6 +43,7 @@ class Stack:
     pg: EmbeddedPostgres | None = None
     inventory: Supervised | None = None
     functions: Supervised | None = None
+    issuer: LocalIssuer | None = None
     env: dict[str, str] = field(default_factory=dict)
     backup_timer: SnapshotTimer | None = None
 
@@ -66,6 +70,7 @@ class Stack:
             orders_url = orders_url or self.pg.service_url("orders")
             bus_url = bus_url or self.pg.service_url("localbus")
         admin_token = os.environ.get("INVENTORY_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+        self.issuer = _start_issuer(opts.issuer_port)
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -80,6 +85,11 @@ class Stack:
             "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
             # the dashboard's chaos switches: on for the local stack only (never set in Azure)
             "ADMIN_API_ENABLED": os.environ.get("ADMIN_API_ENABLED", "true"),
+            # the Order Service's token settings (same names as in Azure); the inventory's follow once the
+            # order side sends its own token (INVENTORY_AUTH_*, see docs/identity.md)
+            "AUTH_ISSUER": self.issuer.url,
+            "AUTH_AUDIENCE": ORDERS_AUDIENCE,
+            "DEVSTACK_ISSUER_URL": self.issuer.url,
             **opts.extra_env,
         }
         # where `make backup` and other tools find this stack's databases (no secrets: trust auth on loopback)
@@ -111,6 +121,8 @@ class Stack:
                 await child.stop()
         if self.pg:
             await asyncio.to_thread(self.pg.stop)
+        if self.issuer:
+            await asyncio.to_thread(self.issuer.stop)
 
     async def _inventory_healthy(self) -> bool:
         return await _http_ok(f"http://127.0.0.1:{self.options.inventory_health_port}/health")
@@ -145,12 +157,27 @@ class Stack:
             "",
             f"Inventory gRPC:   {self.inventory_target} (health: http://127.0.0.1:{self.options.inventory_health_port}/health)",
             f"PostgreSQL:       {self.env.get('INVENTORY_DATABASE_URL', '').rsplit('/', 1)[0]}",
+            f"Token issuer:     {self.issuer.url if self.issuer else '-'}  (a token: "
+            f"{_token_command(self.issuer)} alice [--role ops]; the token is the last line)",
             f"Logs:             {self.options.data_dir / 'logs'}",
             f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
             f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
             "Backups:          " + (self.backup_timer.describe() if self.backup_timer else "timer off"),
         ]
         return "\n".join(lines)
+
+
+def _start_issuer(port: int) -> LocalIssuer:
+    try:
+        return LocalIssuer(port=port).start()
+    except OSError as exc:  # taken (another stack?): any port works, the children are told which
+        log.warning("token issuer port %d unavailable (%s): using a free one", port, exc)
+        return LocalIssuer(port=0).start()
+
+
+def _token_command(issuer: LocalIssuer | None) -> str:
+    prefix = "" if issuer is None or issuer.port == issuer_port() else f"DEVSTACK_ISSUER_URL={issuer.url} "
+    return f"{prefix}.venv/bin/python -m devstack token"
 
 
 async def _http_ok(url: str) -> bool:

@@ -141,7 +141,8 @@ def slow_path(obs: Observations, snap: Any, times: dict[str, Any]) -> tuple[list
 
 async def valerix_report(s: Settings, h: session.Harness, obs: Observations, faultlog: FaultLog,
                          quiet: bool, took: float, t0: float) -> tuple[Report, Any]:
-    snap, times = await snapshot(h.stack.env, h.api_base, obs.client_keys, obs.seen_order_ids)
+    snap, times = await snapshot(h.stack.env, h.api_base, obs.client_keys, obs.seen_order_ids,
+                                 token=h.token_for(session.OPS))
     slow, settle_202 = slow_path(obs, snap, times)
     by_state: dict[str, int] = {}
     for o in snap.orders:

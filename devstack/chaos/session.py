@@ -21,6 +21,7 @@ from devstack.chaos.faults import schedule as fault_schedule
 from devstack.chaos.invariants import Snapshot
 from devstack.chaos.progress import Progress
 from devstack.chaos.workload import Observations, WorkloadPlan, build_plan, run_workload
+from devstack.identity.settings import ORDERS_AUDIENCE
 from devstack.stack import ROOT, Stack, StackOptions
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import free_port
@@ -28,6 +29,7 @@ from valerix_common.embedded_pg import free_port
 log = logging.getLogger("devstack.chaos")
 
 HOT_PRODUCT = "CHAOS-HOT-1"
+OPS = "chaos-ops"  # the checker's identity: reads every customer's orders
 NAIVE_SKIPS = {"duplicate", "bus-outage"}  # the naive design has no bus for these to hit
 
 
@@ -55,6 +57,17 @@ class Harness:
     bus_pool: Any = None
     bus_queue: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def token_for(self, customer: str) -> str | None:
+        """A bearer token for `customer` from the stack's local issuer (the naive front ignores it)."""
+        issuer = self.stack.issuer
+        if issuer is None:
+            return None
+        if customer not in self._tokens:
+            roles = ("ops",) if customer == OPS else ()
+            self._tokens[customer] = issuer.minter.mint(customer, ORDERS_AUDIENCE, roles=roles, ttl_s=3600)
+        return self._tokens[customer]
 
     @property
     def orders_url(self) -> str:
@@ -116,10 +129,11 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
-async def _catalogue(api_base: str) -> list[str]:
+async def _catalogue(api_base: str, token: str | None) -> list[str]:
     last = ""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     for _ in range(10):  # bounded: the front's catalogue copy may lag a restock by a moment
-        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        async with (aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=headers) as http,
                     http.get(f"{api_base}/products") as resp):
             text = await resp.text()
             last = f"{resp.status} {text[:200]}"
@@ -136,7 +150,7 @@ async def prepare(h: Harness) -> WorkloadPlan:
     await h.admin.set_chaos(CALM)
     hot_stock = max(8, h.spec.orders // 8)
     await h.admin.restock(HOT_PRODUCT, hot_stock, name="Chaos hot item (small stock)", price_cents=999)
-    catalogue = await _catalogue(h.api_base)
+    catalogue = await _catalogue(h.api_base, h.token_for(OPS))
     if HOT_PRODUCT not in catalogue:
         raise RuntimeError(f"{HOT_PRODUCT} missing from GET /api/products after Restock")
     plan = build_plan(h.spec.seed, h.spec.orders, catalogue, HOT_PRODUCT)
@@ -168,7 +182,7 @@ async def drive(h: Harness, plan: WorkloadPlan) -> tuple[Observations, FaultLog]
         Faults(h.stack, faultlog, h.bus_queue), fault_schedule(h.faults(), h.spec.profile),
         lambda: obs.answered / max(1, h.spec.orders), done, h.spec.bus_outage_s))
     try:
-        await run_workload(h.api_base, plan, h.spec.clients, obs)
+        await run_workload(h.api_base, plan, h.spec.clients, obs, h.token_for)
         done.set()
         progress.say(f"[+{progress.elapsed():6.1f}s] workload done: {obs.answered} orders answered")
         await asyncio.wait_for(fault_task, timeout=120)

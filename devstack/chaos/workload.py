@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,11 +120,20 @@ class Observations:
         return oid
 
 
+TokenFor = Callable[[str], str | None]  # customer id → a bearer token for that customer (None: send none)
+
+
 class Client:
-    def __init__(self, base: str, http: aiohttp.ClientSession, obs: Observations) -> None:
+    def __init__(self, base: str, http: aiohttp.ClientSession, obs: Observations,
+                 token_for: TokenFor | None = None) -> None:
         self.base = base
         self.http = http
         self.obs = obs
+        self.token_for = token_for or (lambda _customer: None)
+
+    def auth(self, customer: str) -> dict[str, str]:
+        token = self.token_for(customer)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _call(self, method: str, path: str, label: str, **kw: Any) -> tuple[int, Any, float]:
         started = time.monotonic()
@@ -144,7 +154,7 @@ class Client:
 
     async def post_order(self, planned: PlannedOrder) -> tuple[int, Any, float]:
         """POST until a final answer (201/202/409 rejected/200/4xx); retries 5xx, errors, 409 in flight."""
-        headers = {"Idempotency-Key": planned.idem_key}
+        headers = {"Idempotency-Key": planned.idem_key, **self.auth(planned.customer_id)}
         deadline = time.monotonic() + MAX_RETRY_WINDOW_S
         status, body, elapsed = 0, None, 0.0
         for _ in range(MAX_ATTEMPTS):
@@ -163,10 +173,11 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         return status, body, elapsed
 
-    async def cancel(self, order_id: str) -> int:
+    async def cancel(self, order_id: str, customer: str) -> int:
         status = 0
         for _ in range(10):
-            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel")
+            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel",
+                                               headers=self.auth(customer))
             if isinstance(body, dict) and isinstance(body.get("order_id"), str):
                 self.obs.seen_order_ids.add(body["order_id"])
             if status and status < 500:
@@ -193,18 +204,19 @@ class Client:
             await self.post_order(planned)  # identical request, same key: must replay the same order
         if planned.cancel_after_s is not None and out.order_id:
             await asyncio.sleep(planned.cancel_after_s)
-            out.cancel_status = await self.cancel(out.order_id)
+            out.cancel_status = await self.cancel(out.order_id, planned.customer_id)
         self.obs.done += 1
 
 
-async def run_workload(base: str, plan: WorkloadPlan, clients: int, obs: Observations) -> None:
+async def run_workload(base: str, plan: WorkloadPlan, clients: int, obs: Observations,
+                       token_for: TokenFor | None = None) -> None:
     queue: asyncio.Queue[PlannedOrder] = asyncio.Queue()
     for p in plan.orders:
         queue.put_nowait(p)
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-        client = Client(base, http, obs)
+        client = Client(base, http, obs, token_for)
 
         async def worker() -> None:
             while True:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from inventory_service.repository import MIGRATIONS
-from valerix_common.db import connection_kwargs, make_pool
+from valerix_common.db import PREPARE_AFTER, connection_kwargs, make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
 from valerix_common.env import SettingError
 from valerix_common.migrations import apply_migrations, migration_files
@@ -111,3 +111,24 @@ async def test_pool_replaces_connections_cut_by_a_server_restart(
     finally:
         await pool.close()
         server.destroy()
+
+
+async def test_prepared_statements_are_opt_in_and_reach_the_server(
+    inventory_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POSTGRES_PREPARED_STATEMENTS", raising=False)
+    assert connection_kwargs("password")()["prepare_threshold"] is None  # default: safe behind any PgBouncer
+    monkeypatch.setenv("POSTGRES_PREPARED_STATEMENTS", "true")
+    kwargs = connection_kwargs("password")()
+    assert kwargs["prepare_threshold"] == PREPARE_AFTER
+    async with await psycopg.AsyncConnection.connect(inventory_db_url, **kwargs) as conn:
+        for _ in range(PREPARE_AFTER + 1):
+            await conn.execute("SELECT %s::text AS prepared_check", ("x",))
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%%prepared_check%%'"
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["n"] == 1  # prepared once on the server, then reused
+    monkeypatch.setenv("POSTGRES_PREPARED_STATEMENTS", "sometimes")
+    with pytest.raises(SettingError):
+        connection_kwargs("password")

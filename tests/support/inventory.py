@@ -17,6 +17,7 @@ import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inventory_service.config import InventoryConfig
+from inventory_service.middleware.auth import CallerAuthSettings
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.server import RunningInventory, start_inventory
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
@@ -29,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token"
 
 
-def inventory_config(url: str) -> InventoryConfig:
+def inventory_config(url: str, caller_auth: CallerAuthSettings | None = None) -> InventoryConfig:
     return InventoryConfig(
         database_url=url, grpc_port=0, health_port=0, host="127.0.0.1", admin_token=ADMIN_TOKEN,
-        pool_size=20, grace_seconds=5,
+        pool_size=20, grace_seconds=5, caller_auth=caller_auth,
     )
 
 
@@ -78,9 +79,11 @@ class InventoryHarness:
 
 
 @asynccontextmanager
-async def running_inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
+async def running_inventory(
+    inventory_db_url: str, caller_auth: CallerAuthSettings | None = None
+) -> AsyncIterator[InventoryHarness]:
     chaos = Chaos(ChaosSettings())
-    running = await start_inventory(inventory_config(inventory_db_url), chaos)
+    running = await start_inventory(inventory_config(inventory_db_url, caller_auth), chaos)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
     try:
         yield InventoryHarness(running, inventory_stub(channel), channel, inventory_db_url)
