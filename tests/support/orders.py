@@ -5,23 +5,29 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 import psycopg
-from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
+from devstack.functions_host import HostConfig, Outcome, QueuePump, read_functions
 from order_functions import bootstrap
 from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
-from order_functions.infrastructure.messaging import ReceivedMessage
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
 
-FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+# The app's metadata read as the local host reads it (get_functions() may be called once per app).
+APP_FUNCTIONS = read_functions(function_app.app, HostConfig())
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **{f.name: f.user_function for f in APP_FUNCTIONS.http},
+    **{f.name: f.user_function for f in APP_FUNCTIONS.queues},
+    **{f.name: f.user_function for f in APP_FUNCTIONS.timers},
+}
+[VERIFY_FUNCTION] = [f for f in APP_FUNCTIONS.queues if f.name == "verify_order"]
 
 
 def http_request(
@@ -40,14 +46,6 @@ async def call(name: str, req: func.HttpRequest) -> tuple[int, dict[str, Any], d
     resp: func.HttpResponse = await FUNCTIONS[name](req)
     body = json.loads(resp.get_body()) if resp.get_body() else {}
     return resp.status_code, body, dict(resp.headers)
-
-
-def service_bus_message(message: ReceivedMessage) -> ServiceBusMessage:
-    return ServiceBusMessage(
-        body=message.body, message_id=message.message_id, delivery_count=message.delivery_count,
-        application_properties=dict(message.application_properties), user_properties={},
-        content_type=message.content_type, lock_token=message.lock_token,
-    )
 
 
 @dataclass
@@ -82,25 +80,22 @@ class OrderHarness:
         return await call("create_order", http_request("POST", "orders", body, headers=headers))
 
     async def deliver_verify(self, max_rounds: int = 5, *, raise_failures: bool = True) -> list[str]:
-        """Feeds queued VerifyOrder messages to the trigger function like the host: complete on success, abandon
-        on failure. Returns the ids handled; failures are re-raised, or counted in `verify_failures`."""
-        queue = await self.queue()
+        """Feeds queued VerifyOrder messages to the trigger function through the local host's own queue pump
+        (complete on success, abandon on failure). Returns the ids handled; failures are re-raised, or counted in
+        `verify_failures`."""
+        pump = QueuePump(VERIFY_FUNCTION, await self.queue())
         handled: list[str] = []
         for _ in range(max_rounds):
-            batch = await queue.receive(max_messages=20)
-            if not batch:
+            deliveries = await pump.deliver_once(max_messages=20)
+            if not deliveries:
                 break
-            for message in batch:
-                try:
-                    await FUNCTIONS["verify_order"](service_bus_message(message))
-                except Exception:
-                    await queue.abandon(message.lock_token)
+            for delivery in deliveries:
+                if delivery.error is not None:
                     if raise_failures:
-                        raise
-                    self.verify_failures.append(message.message_id)
-                    continue
-                await queue.complete(message.lock_token)
-                handled.append(message.message_id)
+                        raise delivery.error
+                    self.verify_failures.append(delivery.message_id)
+                elif delivery.outcome is Outcome.COMPLETED:
+                    handled.append(delivery.message_id)
         return handled
 
 
