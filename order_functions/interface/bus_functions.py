@@ -14,13 +14,14 @@ from opentelemetry import context, propagate, trace
 from order_functions.application.verify_queue import parse_verify_body
 from order_functions.bootstrap import get_services
 from order_functions.config import VERIFY_QUEUE
+from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.orders")
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-RECONCILE_SCHEDULE = "*/5 * * * * *"
+RECONCILE_SCHEDULE = env_str("RECONCILE_SCHEDULE", "0 */5 * * * *")  # Flex idles between runs; devstack: 5 s
 
 
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=VERIFY_QUEUE, connection="ServiceBusConnection")
