@@ -51,8 +51,12 @@ class Reconcile:
         report.gave_up = await self.orders.give_up_expired(self.give_up_after_s, batch)
         await self._finish_cancellations(report, batch)
         for order in await self.orders.stale_pending(self.stale_after_s, self.give_up_after_s, batch):
-            await self.orders.rearm_verify(order.order_id)
-            report.reenqueued += 1
+            try:
+                await self.orders.rearm_verify(order.order_id)
+                report.reenqueued += 1
+            except Exception as exc:  # one order's failure must not stop the run for the others
+                report.errors.append(f"{order.order_id}: {exc!r}"[:300])
+                log.exception("reconciler: re-arming the verify intent of %s failed; next run retries", order.order_id)
         if report.reenqueued:
             await self._relay(report)  # the intents it just re-armed
         report.keys_purged = await self.orders.purge_expired_keys(1000)
@@ -78,3 +82,6 @@ class Reconcile:
             except InventoryUnavailable as exc:
                 report.errors.append(f"{order.order_id}: {exc}")
                 log.warning("reconciler: release of %s failed, next run retries: %s", order.order_id, exc)
+            except Exception as exc:  # one order's failure must not stop the run for the others
+                report.errors.append(f"{order.order_id}: {exc!r}"[:300])
+                log.exception("reconciler: finishing the cancellation of %s failed; next run retries", order.order_id)

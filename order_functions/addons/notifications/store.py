@@ -74,8 +74,13 @@ class NotificationStore:
                 )
         return fresh
 
-    async def for_order(self, order_id: UUID) -> list[Notification]:
-        return await self._select("order_id = %s ORDER BY occurred_at, event_id", order_id)
+    async def for_order(self, order_id: UUID, *, customer_id: str | None) -> list[Notification]:
+        """The order's notifications; with `customer_id`, only if they are that customer's."""
+        if customer_id is None:
+            return await self._select("order_id = %s ORDER BY occurred_at, event_id", order_id)
+        return await self._select(
+            "order_id = %s AND customer_id = %s ORDER BY occurred_at, event_id", order_id, customer_id
+        )
 
     async def for_customer(self, customer_id: str, limit: int) -> list[Notification]:
         return await self._select("customer_id = %s ORDER BY occurred_at DESC, event_id LIMIT %s", customer_id, limit)

@@ -59,7 +59,8 @@ async def test_each_transition_publishes_one_event_in_order_with_its_context(ord
     product = await orders.inventory.new_product(5)
     status, created, _ = await orders.checkout([(product, 2)], customer="c-events")
     assert status == 201 and created["status"] == "confirmed"
-    status, _, _ = await call("cancel_order", http_request("POST", "x", route_params={"order_id": created["order_id"]}))
+    status, _, _ = await call("cancel_order", http_request(
+        "POST", "x", route_params={"order_id": created["order_id"]}, customer="c-events", roles=()))
     assert status == 200
     events = [e for e in await deliver_events(orders) if e["order_id"] == created["order_id"]]
     assert [(e["type"], e["version"]) for e in events] == [
@@ -98,6 +99,30 @@ async def test_notifications_one_per_terminal_transition_even_when_delivered_twi
     assert status == 200 and {n["order_id"] for n in listing["notifications"]} == {
         confirmed["order_id"], rejected["order_id"]
     }
+    await _only_the_owner_or_ops_reads(confirmed["order_id"], rejected["order_id"])
+
+
+async def _only_the_owner_or_ops_reads(*order_ids: str) -> None:
+    """c-notify's notifications, read by c-notify and by another customer (the caller read them as an operator)."""
+    status, own, _ = await call(
+        "customer_notifications", http_request("GET", "notifications", customer="c-notify", roles=())
+    )
+    assert status == 200 and own["customer_id"] == "c-notify"
+    assert {n["order_id"] for n in own["notifications"]} == set(order_ids)
+    status, body, _ = await call("order_notifications", http_request(
+        "GET", "x", route_params={"order_id": order_ids[0]}, customer="c-notify", roles=()))
+    assert status == 200 and [n["type"] for n in body["notifications"]] == ["order.confirmed"]
+    # another customer: somebody else's order reads as one without notifications, their listing is refused
+    status, body, _ = await call("order_notifications", http_request(
+        "GET", "x", route_params={"order_id": order_ids[0]}, customer="c-nosy", roles=()))
+    assert status == 200 and body["notifications"] == []
+    status, body, _ = await call("customer_notifications", http_request(
+        "GET", "notifications", params={"customer_id": "c-notify"}, customer="c-nosy", roles=()))
+    assert status == 403 and body["type"].endswith("forbidden")
+    status, body, _ = await call(
+        "customer_notifications", http_request("GET", "notifications", customer="c-nosy", roles=())
+    )
+    assert status == 200 and body["customer_id"] == "c-nosy" and body["notifications"] == []
 
 
 async def test_a_poison_event_dead_letters_and_changes_nothing(orders: OrderHarness) -> None:
@@ -121,8 +146,13 @@ async def test_notification_routes_refuse_bad_input_as_problems(orders: OrderHar
         "order_notifications", http_request("GET", "x", route_params={"order_id": "not-a-uuid"})
     )
     assert status == 400 and body["status"] == 400 and body["type"].endswith("malformed-request")
-    status, body, _ = await call("customer_notifications", http_request("GET", "notifications"))
-    assert status == 422 and body["errors"][0]["field"] == "customer_id"
+    for bad in ("", "c" * 129):
+        status, body, _ = await call(
+            "customer_notifications", http_request("GET", "notifications", params={"customer_id": bad})
+        )
+        assert status == 422 and body["errors"][0]["field"] == "customer_id"
+    status, body, _ = await call("customer_notifications", http_request("GET", "notifications", customer=None))
+    assert status == 401
 
 
 async def _outcome_when_done(orders: OrderHarness, order_id: str) -> str:

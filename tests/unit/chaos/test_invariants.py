@@ -235,12 +235,3 @@ def test_an_event_applied_twice_or_never_is_detected() -> None:
     snap.consumer.append(ConsumerRow("stray", "order.shipped", 1))
     assert _failing(snap)["notifications_applied_once"].violation_count == 3
 
-
-def test_answer_times_are_grouped_by_the_fault_window_they_started_in() -> None:
-    from devstack.chaos.report import latency_by_fault_window
-
-    faults = [{"kind": "bus-outage", "at_s": 10.0, "duration_s": 4.0}]
-    samples = [(100.0 + 1, 0.5), (100.0 + 12, 2.0), (100.0 + 15.5, 1.9), (100.0 + 30, 0.4)]
-    by_window = {w["window"]: w for w in latency_by_fault_window(samples, faults, started=100.0, pad_s=2.0)}
-    assert by_window["bus-outage@10s"]["count"] == 2 and by_window["bus-outage@10s"]["max"] == 2000.0
-    assert by_window["none"]["count"] == 2 and by_window["none"]["p99"] == 500.0
