@@ -13,12 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from devstack.apt import apt_install
 
 CHROMIUM = Path(os.environ.get("VALERIX_CHROMIUM", "/usr/bin/chromium"))
 APT_TIMEOUT_S = 900
-APT_ATTEMPTS = 3
 
 
 def chromium_path() -> Path | None:
@@ -28,16 +28,6 @@ def chromium_path() -> Path | None:
 
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _run(command: list[str]) -> int:
-    print("+", " ".join(command), flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        return subprocess.run(command, env=env, timeout=APT_TIMEOUT_S, check=False).returncode
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"{command[0]} failed: {exc}", file=sys.stderr)
-        return 1
 
 
 def ensure() -> int:
@@ -53,15 +43,8 @@ def ensure() -> int:
         print(f"{CHROMIUM} is missing and apt-get is not available on this system", file=sys.stderr)
         return 2
     print(f"{CHROMIUM} is missing: installing Debian's chromium package")
-    for attempt in range(1, APT_ATTEMPTS + 1):  # a registry hiccup should not fail a whole CI run
-        if _run(["apt-get", "update"]) == 0 and _run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        ) == 0:
-            break
-        print(f"apt-get attempt {attempt}/{APT_ATTEMPTS} failed", file=sys.stderr)
-        if attempt == APT_ATTEMPTS:
-            return 1
-        time.sleep(10 * attempt)
+    if not apt_install("chromium", APT_TIMEOUT_S):
+        return 1
     found = chromium_path()
     if found is None:
         print(f"chromium was installed but {CHROMIUM} is still missing", file=sys.stderr)

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.apt import apt_install
+
 APT_TIMEOUT_S = 600
-APT_ATTEMPTS = 3
 _CANDIDATES = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
 RUN_AS_WHEN_ROOT = "embedded_postgres"  # the system user valerix_common.embedded_pg runs PostgreSQL as
 
@@ -34,16 +35,6 @@ def pgbouncer_path() -> Path | None:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
-
-
-def _run(command: list[str]) -> int:
-    print("+", " ".join(command), flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        return subprocess.run(command, env=env, timeout=APT_TIMEOUT_S, check=False).returncode
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"{command[0]} failed: {exc}", file=sys.stderr)
-        return 1
 
 
 def ensure() -> int:
@@ -60,15 +51,8 @@ def ensure() -> int:
         print("pgbouncer is missing and apt-get is not available on this system", file=sys.stderr)
         return 2
     print("pgbouncer is missing: installing Debian's pgbouncer package")
-    for attempt in range(1, APT_ATTEMPTS + 1):  # a registry hiccup should not fail a whole CI run
-        if _run(["apt-get", "update"]) == 0 and _run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "pgbouncer"]
-        ) == 0:
-            break
-        print(f"apt-get attempt {attempt}/{APT_ATTEMPTS} failed", file=sys.stderr)
-        if attempt == APT_ATTEMPTS:
-            return 1
-        time.sleep(10 * attempt)
+    if not apt_install("pgbouncer", APT_TIMEOUT_S):
+        return 1
     found = pgbouncer_path()
     if found is None:
         print("pgbouncer was installed but no executable was found", file=sys.stderr)
