@@ -257,10 +257,15 @@ async def test_unreachable_bus_does_not_hold_the_answer_and_the_order_settles_wh
                 await asyncio.sleep(0.05)
             failed = [(task, ok) for task, message_id, ok in sends if message_id == f"verify-{order_id}"]
             assert failed and not failed[0][1] and failed[0][0] is not request_task
-            [(attempts, error)] = orders.sql(
-                "SELECT attempts, last_error FROM verify_outbox WHERE order_id = %s", order_id
-            )
-            assert attempts >= 1 and error  # recorded on the outbox row, still unsent
+            # the spy sees the failure before the relay's transaction records it and commits: wait for the commit
+            for _ in range(100):  # bounded
+                [(attempts, error, sent_at)] = orders.sql(
+                    "SELECT attempts, last_error, sent_at FROM verify_outbox WHERE order_id = %s", order_id
+                )
+                if attempts >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert attempts >= 1 and error and sent_at is None  # recorded on the outbox row, still unsent
         finally:
             inventory.running.chaos.update(ChaosSettings())
             with psycopg.connect(admin, autocommit=True) as conn:
