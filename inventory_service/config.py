@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inventory_service.middleware.auth import CallerAuthSettings
-from valerix_common.env import env_int, env_str
+from valerix_common.bus.publishers import BusSettings
+from valerix_common.env import env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,11 @@ class InventoryConfig:
     pool_size: int
     grace_seconds: int
     caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
+    # where the outbox relay publishes reservation events (no bus: events wait in the outbox)
+    bus: BusSettings = field(default_factory=BusSettings)
+    events_topic: str = "reservation-events"
+    outbox_batch_size: int = 100
+    outbox_poll_interval_s: float = 1.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> InventoryConfig:
@@ -32,4 +38,12 @@ class InventoryConfig:
             pool_size=env_int("INVENTORY_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             grace_seconds=env_int("INVENTORY_SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=300),
             caller_auth=CallerAuthSettings.from_env(host),
+            bus=BusSettings(
+                namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
+                connection_string=env_str("ServiceBusConnection"),
+                local_bus_url=env_str("LOCAL_BUS_DATABASE_URL"),
+            ),
+            events_topic=env_str("RESERVATION_EVENTS_TOPIC", "reservation-events"),
+            outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 100, minimum=1, maximum=1000),
+            outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
         )

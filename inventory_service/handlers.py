@@ -37,6 +37,7 @@ _STATUS_TO_PB = {
     Status.RESERVED: pb.RESERVATION_STATUS_RESERVED,
     Status.REJECTED: pb.RESERVATION_STATUS_REJECTED,
     Status.RELEASED: pb.RESERVATION_STATUS_RELEASED,
+    Status.SHIPPED: pb.RESERVATION_STATUS_SHIPPED,
 }
 
 _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
@@ -45,6 +46,7 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.UnknownProducts, grpc.StatusCode.NOT_FOUND),
     (errors.ReservationNotFound, grpc.StatusCode.NOT_FOUND),
     (errors.ItemsMismatch, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 ]
 
@@ -99,6 +101,8 @@ def to_pb_product(product: Product) -> pb.Product:
         price_cents=product.price_cents,
         available=product.available,
         reserved=product.reserved,
+        shipped=product.shipped,
+        version=product.version,
     )
 
 
@@ -142,6 +146,15 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             restored=release.restored,
             tombstone=release.tombstone,
         )
+
+    @grpc_errors
+    async def ShipReservation(
+        self, request: pb.ShipReservationRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.Reservation:
+        reservation = await self.repository.ship(parse_order_id(request.order_id))
+        if not reservation.replayed:
+            log.info("shipped order %s", reservation.order_id)
+        return to_pb_reservation(reservation)
 
     @grpc_errors
     async def ListProducts(

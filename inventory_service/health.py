@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,8 @@ class HealthMonitor:
         self.checked_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._draining = False
+        # the event relay's state, reported but never failing health: a bus outage must not restart the inventory
+        self.relay_report: Callable[[], dict[str, Any]] | None = None
 
     async def check_once(self) -> bool:
         try:
@@ -76,7 +79,10 @@ class HealthMonitor:
             "status": "ok" if ok else "unavailable",
             "service": "inventory",
             "draining": self._draining,
-            "checks": {"database": {"status": "ok" if self.healthy else "failed", "error": self.last_error}},
+            "checks": {
+                "database": {"status": "ok" if self.healthy else "failed", "error": self.last_error},
+                **({"event_relay": self.relay_report()} if self.relay_report else {}),
+            },
             "checked_at": self.checked_at,
         }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,11 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
-from inventory_service.domain.errors import ReservationNotFound, UnknownProducts
+from inventory_service.domain.errors import InvalidTransition, ReservationNotFound, UnknownProducts
+from inventory_service.domain.events import DECISION_EVENTS, EventType, StockCause, reservation_payload
 from inventory_service.domain.models import LineItem, Product, Release, Reservation, Status
 from inventory_service.domain.rules import check_replay, decide
+from inventory_service.outbox import DECISION_ROW, SNAPSHOT_COLUMNS, event_params, insert_events, stock_row
 from valerix_common.db import Pool
 
 log = logging.getLogger(__name__)
@@ -27,24 +30,58 @@ SEED_CATALOGUE = Path(__file__).parent / "seed_catalogue.json"
 
 _RECORD_ITEMS_AND_OUTCOME = (
     " recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)"
-    "  SELECT %(order_id)s, * FROM unnest(%(ids)s::text[], %(quantities)s::int[]))"
-    " UPDATE reservations SET status = %(status)s, short_product_id = %(short_product_id)s, reason = %(reason)s,"
-    "  decided_at = now(), was_reserved = %(was_reserved)s WHERE order_id = %(order_id)s"
+    "  SELECT %(order_id)s, * FROM unnest(%(ids)s::text[], %(quantities)s::int[])),"
+    " outcome AS (UPDATE reservations SET status = %(status)s, short_product_id = %(short_product_id)s,"
+    "  reason = %(reason)s, decided_at = now(), was_reserved = %(was_reserved)s WHERE order_id = %(order_id)s"
+    "  RETURNING decided_at),"
 )
-# The guarded decrement and the record in one statement; the caller checks that every item was decremented.
+# The guarded decrement, the record and its events in one statement; the caller checks every item was decremented.
 _DECREMENT_AND_RECORD = (
-    "WITH decremented AS (UPDATE products p SET available = p.available - r.quantity, updated_at = now()"
-    "  FROM unnest(%(ids)s::text[], %(quantities)s::int[]) AS r(product_id, quantity)"
-    "  WHERE p.product_id = r.product_id AND p.available >= r.quantity RETURNING p.product_id),"
+    "WITH decremented AS (UPDATE products p SET available = p.available - r.quantity, version = p.version + 1,"
+    "  updated_at = now() FROM unnest(%(ids)s::text[], %(quantities)s::int[]) AS r(product_id, quantity)"
+    f"  WHERE p.product_id = r.product_id AND p.available >= r.quantity RETURNING {SNAPSHOT_COLUMNS}),"
     + _RECORD_ITEMS_AND_OUTCOME
-    + " RETURNING decided_at, (SELECT count(*) FROM decremented) AS decremented"
+    + f" events AS ({insert_events(DECISION_ROW, stock_row(StockCause.RESERVE, 'decremented'))})"
+    " SELECT (SELECT decided_at FROM outcome) AS decided_at, (SELECT count(*) FROM decremented) AS decremented,"
+    " (SELECT count(*) FROM events) AS events"
 )
-_RECORD = "WITH" + _RECORD_ITEMS_AND_OUTCOME + " RETURNING decided_at"
+_RECORD = (
+    "WITH"
+    + _RECORD_ITEMS_AND_OUTCOME
+    + f" events AS ({insert_events(DECISION_ROW)})"
+    " SELECT (SELECT decided_at FROM outcome) AS decided_at, 0 AS decremented, (SELECT count(*) FROM events) AS events"
+)
+_RESTORE_AND_RELEASE = (
+    "WITH restored AS (UPDATE products p SET available = p.available + r.quantity, version = p.version + 1,"
+    "  updated_at = now() FROM reservation_items r WHERE r.order_id = %(order_id)s AND p.product_id = r.product_id"
+    f"  RETURNING {SNAPSHOT_COLUMNS}),"
+    " outcome AS (UPDATE reservations SET status = 'RELEASED', released_at = now(),"
+    "  reason = CASE WHEN %(reason)s = '' THEN reason ELSE %(reason)s END WHERE order_id = %(order_id)s RETURNING 1),"
+    f" events AS ({insert_events(DECISION_ROW, stock_row(StockCause.RELEASE, 'restored'))})"
+    " SELECT (SELECT count(*) FROM restored) AS restored, (SELECT count(*) FROM outcome) AS released,"
+    " (SELECT count(*) FROM events) AS events"
+)
+# Shipping: the reserved units leave (shipped grows, available stays); the reservation becomes SHIPPED.
+_SHIP = (
+    "WITH moved AS (UPDATE products p SET shipped = p.shipped + r.quantity, version = p.version + 1,"
+    "  updated_at = now() FROM reservation_items r WHERE r.order_id = %(order_id)s AND p.product_id = r.product_id"
+    f"  RETURNING {SNAPSHOT_COLUMNS}),"
+    " outcome AS (UPDATE reservations SET status = 'SHIPPED', shipped_at = now() WHERE order_id = %(order_id)s"
+    "  RETURNING decided_at),"
+    f" events AS ({insert_events(DECISION_ROW, stock_row(StockCause.SHIP, 'moved'))})"
+    " SELECT (SELECT decided_at FROM outcome) AS decided_at, (SELECT count(*) FROM moved) AS moved,"
+    " (SELECT count(*) FROM events) AS events"
+)
+_PRODUCT_COLUMNS = (
+    "product_id, name, price_cents, available, received - available - shipped AS reserved, shipped, version"
+)
 
 
 class StockRepository:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, on_events: Callable[[], None] | None = None) -> None:
         self.pool = pool
+        # called after a commit that wrote outbox events: wakes the relay in this process at once
+        self.on_events: Callable[[], None] = on_events or (lambda: None)
 
     async def reserve(self, order_id: UUID, items: tuple[LineItem, ...]) -> Reservation:
         async with self.pool.connection() as conn, conn.transaction():
@@ -62,11 +99,14 @@ class StockRepository:
                 raise UnknownProducts(missing)  # rolls back the claim too: bad input writes nothing
             decision = decide(items, available)
             reserved = decision.status is Status.RESERVED
-            # The guarded decrement (if reserved) and the record of items + outcome: one statement, one round trip.
+            payload = reservation_payload(
+                decision.status, items, short_product_id=decision.short_product_id, reason=decision.reason
+            )
+            # The guarded decrement (if reserved), the record of items + outcome and the events: one round trip.
             cur = await conn.execute(
                 _DECREMENT_AND_RECORD if reserved else _RECORD,
                 {
-                    "order_id": order_id,
+                    **event_params(order_id, DECISION_EVENTS[decision.status], payload),
                     "ids": [item.product_id for item in items],
                     "quantities": [item.quantity for item in items],
                     "status": decision.status.value,
@@ -80,6 +120,7 @@ class StockRepository:
             if reserved and row["decremented"] != len(items):
                 # the rows are locked and were checked: a bug, never a race; raising rolls everything back
                 raise RuntimeError(f"guarded decrement touched {row['decremented']} of {len(items)} rows")
+        self.on_events()
         return Reservation(
             order_id, decision.status, items, decision.short_product_id, decision.reason,
             decided_at=row["decided_at"],
@@ -91,39 +132,68 @@ class StockRepository:
 
     async def release(self, order_id: UUID, reason: str) -> Release:
         async with self.pool.connection() as conn, conn.transaction():
+            tomb_reason = reason or "released before any reservation"
             tomb = await conn.execute(
                 "INSERT INTO reservations (order_id, status, reason, decided_at, released_at)"
                 " VALUES (%s, 'RELEASED', %s, now(), now()) ON CONFLICT DO NOTHING",
-                (order_id, reason or "released before any reservation"),
+                (order_id, tomb_reason),
             )
             if tomb.rowcount == 1:
-                return Release(order_id, Status.RELEASED, restored=False, tombstone=True)
-            cur = await conn.execute(
-                "SELECT status FROM reservations WHERE order_id = %s FOR UPDATE", (order_id,)
-            )
+                payload = reservation_payload(Status.RELEASED, (), reason=tomb_reason, tombstone=True)
+                await conn.execute(insert_events(DECISION_ROW), event_params(order_id, EventType.RELEASED, payload))
+                released = Release(order_id, Status.RELEASED, restored=False, tombstone=True)
+            else:
+                released = await self._release_recorded(conn, order_id, reason)
+        if released.restored or released.tombstone:
+            self.on_events()
+        return released
+
+    async def _release_recorded(self, conn: Conn, order_id: UUID, reason: str) -> Release:
+        cur = await conn.execute("SELECT status, reason FROM reservations WHERE order_id = %s FOR UPDATE", (order_id,))
+        row = await cur.fetchone()
+        assert row is not None
+        status = Status(row["status"])
+        if status is Status.SHIPPED:
+            raise InvalidTransition(str(order_id), status.value, "released: its stock has shipped")
+        if status is not Status.RESERVED:
+            return Release(order_id, status, restored=False, tombstone=False)
+        items = await self._items(conn, order_id)
+        await self._lock_products(conn, [item.product_id for item in items])
+        payload = reservation_payload(Status.RELEASED, items, reason=reason or row["reason"])
+        cur = await conn.execute(
+            _RESTORE_AND_RELEASE, {**event_params(order_id, EventType.RELEASED, payload), "reason": reason}
+        )
+        counts = await cur.fetchone()
+        assert counts is not None and counts["released"] == 1
+        return Release(order_id, Status.RELEASED, restored=True, tombstone=False)
+
+    async def ship(self, order_id: UUID) -> Reservation:
+        """RESERVED → SHIPPED, once; a replay returns the shipped reservation marked `replayed`."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT status FROM reservations WHERE order_id = %s FOR UPDATE", (order_id,))
             row = await cur.fetchone()
-            assert row is not None
+            if row is None or row["status"] == "PENDING":
+                raise ReservationNotFound(str(order_id))
             status = Status(row["status"])
+            if status is Status.SHIPPED:
+                return replace(await self._load(conn, order_id), replayed=True)
             if status is not Status.RESERVED:
-                return Release(order_id, status, restored=False, tombstone=False)
+                raise InvalidTransition(str(order_id), status.value, "shipped: only a RESERVED order ships")
             items = await self._items(conn, order_id)
             await self._lock_products(conn, [item.product_id for item in items])
-            await conn.execute(
-                "UPDATE products p SET available = p.available + r.quantity, updated_at = now()"
-                " FROM reservation_items r WHERE r.order_id = %s AND p.product_id = r.product_id",
-                (order_id,),
-            )
-            await conn.execute(
-                "UPDATE reservations SET status = 'RELEASED', released_at = now(),"
-                " reason = CASE WHEN %s = '' THEN reason ELSE %s END WHERE order_id = %s",
-                (reason, reason, order_id),
-            )
-        return Release(order_id, Status.RELEASED, restored=True, tombstone=False)
+            payload = reservation_payload(Status.SHIPPED, items)
+            cur = await conn.execute(_SHIP, event_params(order_id, EventType.SHIPPED, payload))
+            shipped = await cur.fetchone()
+            assert shipped is not None
+            if shipped["moved"] != len(items):
+                raise RuntimeError(f"shipping moved {shipped['moved']} of {len(items)} product rows")
+        self.on_events()
+        return Reservation(order_id, Status.SHIPPED, items, decided_at=shipped["decided_at"])
 
     async def list_products(self, product_ids: list[str]) -> list[Product]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT product_id, name, price_cents, available, received - available AS reserved"
+                f"SELECT {_PRODUCT_COLUMNS}"
                 " FROM products WHERE cardinality(%s::text[]) = 0 OR product_id = ANY(%s::text[])"
                 " ORDER BY product_id",
                 (product_ids, product_ids),
@@ -133,9 +203,8 @@ class StockRepository:
     async def restock(self, product_id: str, quantity: int, name: str, price_cents: int) -> Product:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE products SET available = available + %s, received = received + %s, updated_at = now()"
-                " WHERE product_id = %s"
-                " RETURNING product_id, name, price_cents, available, received - available AS reserved",
+                "UPDATE products SET available = available + %s, received = received + %s, version = version + 1,"
+                f" updated_at = now() WHERE product_id = %s RETURNING {_PRODUCT_COLUMNS}",
                 (quantity, quantity, product_id),
             )
             row = await cur.fetchone()
@@ -143,16 +212,20 @@ class StockRepository:
                 if not name:
                     raise UnknownProducts([product_id])
                 cur = await conn.execute(
-                    "INSERT INTO products (product_id, name, price_cents, available, received)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (product_id) DO UPDATE"
+                    "INSERT INTO products (product_id, name, price_cents, available, received, version)"
+                    " VALUES (%s, %s, %s, %s, %s, 1) ON CONFLICT (product_id) DO UPDATE"
                     " SET available = products.available + excluded.available,"
-                    "     received = products.received + excluded.received, updated_at = now()"
-                    " RETURNING product_id, name, price_cents, available, received - available AS reserved",
+                    "     received = products.received + excluded.received, version = products.version + 1,"
+                    f"     updated_at = now() RETURNING {_PRODUCT_COLUMNS}",
                     (product_id, name, price_cents, quantity, quantity),
                 )
                 row = await cur.fetchone()
                 assert row is not None
-            return Product(**row)
+            product = Product(**row)
+            payload = {"cause": StockCause.RESTOCK.value, "products": [stock_snapshot(product)]}
+            await conn.execute(insert_events(DECISION_ROW), event_params(None, EventType.STOCK_CHANGED, payload))
+        self.on_events()
+        return product
 
     async def ping(self) -> None:
         """The health check: the database answers a query on our own tables."""
@@ -204,3 +277,15 @@ class StockRepository:
             order_id, Status(row["status"]), items, row["short_product_id"], row["reason"],
             decided_at=row["decided_at"],
         )
+
+
+def stock_snapshot(product: Product) -> dict[str, Any]:
+    """The same keys as SNAPSHOT_COLUMNS, for events built from a Product."""
+    return {
+        "product_id": product.product_id,
+        "name": product.name,
+        "available": product.available,
+        "reserved": product.reserved,
+        "shipped": product.shipped,
+        "version": product.version,
+    }

@@ -18,8 +18,10 @@ from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app
 from inventory_service.middleware.auth import caller_auth_interceptors
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.middleware.interceptors import GremlinInterceptor
+from inventory_service.relay import OutboxRelay, start_relay
 from inventory_service.repository import MIGRATIONS, StockRepository
 from protos import inventory_pb2, inventory_pb2_grpc
+from valerix_common.bus.publishers import OpenPublisher
 from valerix_common.db import make_pool
 from valerix_common.migrations import apply_migrations
 
@@ -35,11 +37,16 @@ class RunningInventory:
     chaos: Chaos
     runner: web.AppRunner
     repository: StockRepository
+    relay: tuple[OutboxRelay, OpenPublisher] | None = None
 
     async def stop(self, grace: float) -> None:
         await self.monitor.drain()
         await self.server.stop(grace)  # in-flight calls finish, new ones are refused
         await self.runner.cleanup()
+        if self.relay is not None:
+            relay, publisher = self.relay
+            await relay.stop()  # after the last call: its events get one more chance to leave now
+            await publisher.close()
         await self.repository.pool.close()
         log.info("inventory stopped")
 
@@ -51,6 +58,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
         await apply_migrations(conn, MIGRATIONS)
     repository = StockRepository(pool)
     await repository.seed_if_empty()
+    relay = await start_relay(config, repository)  # sends what a crashed predecessor committed, at once
 
     chaos = chaos or Chaos(ChaosSettings.from_env())
     server = grpc.aio.server(
@@ -73,6 +81,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
         raise RuntimeError(f"cannot bind gRPC port {config.grpc_port}")
 
     monitor = HealthMonitor(repository, health_servicer)
+    monitor.relay_report = relay[0].report if relay else None
     await monitor.check_once()
     monitor.start()
     runner = web.AppRunner(health_app(monitor), access_log=None)
@@ -86,7 +95,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
         "inventory serving gRPC on :%d (%s), health on http://127.0.0.1:%d/health, gremlin=%s crash_rate=%s",
         grpc_port, SERVICE_NAME, health_port, chaos.settings.gremlin_enabled, chaos.settings.crash_rate,
     )
-    return RunningInventory(server, grpc_port, health_port, monitor, chaos, runner, repository)
+    return RunningInventory(server, grpc_port, health_port, monitor, chaos, runner, repository, relay)
 
 
 async def serve(config: InventoryConfig) -> None:

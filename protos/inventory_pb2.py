@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/inventory.proto\x12\x14valerix.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x08LineItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"V\n\x13ReserveStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.valerix.inventory.v1.LineItem\")\n\x15GetReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xf3\x01\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.valerix.inventory.v1.ReservationStatus\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.valerix.inventory.v1.LineItem\x12\x18\n\x10short_product_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x19ReleaseReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8c\x01\n\x1aReleaseReservationResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.valerix.inventory.v1.ReservationStatus\x12\x10\n\x08restored\x18\x03 \x01(\x08\x12\x11\n\ttombstone\x18\x04 \x01(\x08\"*\n\x13ListProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\"e\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprice_cents\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x05\x12\x10\n\x08reserved\x18\x05 \x01(\x05\"G\n\x14ListProductsResponse\x12/\n\x08products\x18\x01 \x03(\x0b\x32\x1d.valerix.inventory.v1.Product\"Y\n\x0eRestockRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\"\x11\n\x0fGetChaosRequest\"\x9b\x01\n\rChaosSettings\x12\x17\n\x0fgremlin_enabled\x18\x01 \x01(\x08\x12\x1b\n\x13gremlin_min_delay_s\x18\x02 \x01(\x01\x12\x1b\n\x13gremlin_max_delay_s\x18\x03 \x01(\x01\x12\x17\n\x0fgremlin_pattern\x18\x04 \x01(\t\x12\x1e\n\x16schrodinger_crash_rate\x18\x05 \x01(\x01*\x9a\x01\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_STATUS_RESERVED\x10\x01\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x02\x12\x1f\n\x1bRESERVATION_STATUS_RELEASED\x10\x03\x32\xb0\x05\n\x10InventoryService\x12\\\n\x0cReserveStock\x12).valerix.inventory.v1.ReserveStockRequest\x1a!.valerix.inventory.v1.Reservation\x12`\n\x0eGetReservation\x12+.valerix.inventory.v1.GetReservationRequest\x1a!.valerix.inventory.v1.Reservation\x12w\n\x12ReleaseReservation\x12/.valerix.inventory.v1.ReleaseReservationRequest\x1a\x30.valerix.inventory.v1.ReleaseReservationResponse\x12\x65\n\x0cListProducts\x12).valerix.inventory.v1.ListProductsRequest\x1a*.valerix.inventory.v1.ListProductsResponse\x12N\n\x07Restock\x12$.valerix.inventory.v1.RestockRequest\x1a\x1d.valerix.inventory.v1.Product\x12V\n\x08GetChaos\x12%.valerix.inventory.v1.GetChaosRequest\x1a#.valerix.inventory.v1.ChaosSettings\x12T\n\x08SetChaos\x12#.valerix.inventory.v1.ChaosSettings\x1a#.valerix.inventory.v1.ChaosSettingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16protos/inventory.proto\x12\x14valerix.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n\x08LineItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"V\n\x13ReserveStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.valerix.inventory.v1.LineItem\")\n\x15GetReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xf3\x01\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.valerix.inventory.v1.ReservationStatus\x12-\n\x05items\x18\x03 \x03(\x0b\x32\x1e.valerix.inventory.v1.LineItem\x12\x18\n\x10short_product_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08replayed\x18\x06 \x01(\x08\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"=\n\x19ReleaseReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8c\x01\n\x1aReleaseReservationResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x06status\x18\x02 \x01(\x0e\x32\'.valerix.inventory.v1.ReservationStatus\x12\x10\n\x08restored\x18\x03 \x01(\x08\x12\x11\n\ttombstone\x18\x04 \x01(\x08\"*\n\x16ShipReservationRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"*\n\x13ListProductsRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\"\x87\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bprice_cents\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x05\x12\x10\n\x08reserved\x18\x05 \x01(\x05\x12\x0f\n\x07shipped\x18\x06 \x01(\x05\x12\x0f\n\x07version\x18\x07 \x01(\x03\"G\n\x14ListProductsResponse\x12/\n\x08products\x18\x01 \x03(\x0b\x32\x1d.valerix.inventory.v1.Product\"Y\n\x0eRestockRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bprice_cents\x18\x04 \x01(\x03\"\x11\n\x0fGetChaosRequest\"\x9b\x01\n\rChaosSettings\x12\x17\n\x0fgremlin_enabled\x18\x01 \x01(\x08\x12\x1b\n\x13gremlin_min_delay_s\x18\x02 \x01(\x01\x12\x1b\n\x13gremlin_max_delay_s\x18\x03 \x01(\x01\x12\x17\n\x0fgremlin_pattern\x18\x04 \x01(\t\x12\x1e\n\x16schrodinger_crash_rate\x18\x05 \x01(\x01*\xba\x01\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_STATUS_RESERVED\x10\x01\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x02\x12\x1f\n\x1bRESERVATION_STATUS_RELEASED\x10\x03\x12\x1e\n\x1aRESERVATION_STATUS_SHIPPED\x10\x04\x32\x94\x06\n\x10InventoryService\x12\\\n\x0cReserveStock\x12).valerix.inventory.v1.ReserveStockRequest\x1a!.valerix.inventory.v1.Reservation\x12`\n\x0eGetReservation\x12+.valerix.inventory.v1.GetReservationRequest\x1a!.valerix.inventory.v1.Reservation\x12w\n\x12ReleaseReservation\x12/.valerix.inventory.v1.ReleaseReservationRequest\x1a\x30.valerix.inventory.v1.ReleaseReservationResponse\x12\x62\n\x0fShipReservation\x12,.valerix.inventory.v1.ShipReservationRequest\x1a!.valerix.inventory.v1.Reservation\x12\x65\n\x0cListProducts\x12).valerix.inventory.v1.ListProductsRequest\x1a*.valerix.inventory.v1.ListProductsResponse\x12N\n\x07Restock\x12$.valerix.inventory.v1.RestockRequest\x1a\x1d.valerix.inventory.v1.Product\x12V\n\x08GetChaos\x12%.valerix.inventory.v1.GetChaosRequest\x1a#.valerix.inventory.v1.ChaosSettings\x12T\n\x08SetChaos\x12#.valerix.inventory.v1.ChaosSettings\x1a#.valerix.inventory.v1.ChaosSettingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.inventory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATUS']._serialized_start=1203
-  _globals['_RESERVATIONSTATUS']._serialized_end=1357
+  _globals['_RESERVATIONSTATUS']._serialized_start=1282
+  _globals['_RESERVATIONSTATUS']._serialized_end=1468
   _globals['_LINEITEM']._serialized_start=81
   _globals['_LINEITEM']._serialized_end=129
   _globals['_RESERVESTOCKREQUEST']._serialized_start=131
@@ -46,18 +46,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELEASERESERVATIONREQUEST']._serialized_end=569
   _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=572
   _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=712
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=714
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=756
-  _globals['_PRODUCT']._serialized_start=758
-  _globals['_PRODUCT']._serialized_end=859
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=861
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=932
-  _globals['_RESTOCKREQUEST']._serialized_start=934
-  _globals['_RESTOCKREQUEST']._serialized_end=1023
-  _globals['_GETCHAOSREQUEST']._serialized_start=1025
-  _globals['_GETCHAOSREQUEST']._serialized_end=1042
-  _globals['_CHAOSSETTINGS']._serialized_start=1045
-  _globals['_CHAOSSETTINGS']._serialized_end=1200
-  _globals['_INVENTORYSERVICE']._serialized_start=1360
-  _globals['_INVENTORYSERVICE']._serialized_end=2048
+  _globals['_SHIPRESERVATIONREQUEST']._serialized_start=714
+  _globals['_SHIPRESERVATIONREQUEST']._serialized_end=756
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=758
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=800
+  _globals['_PRODUCT']._serialized_start=803
+  _globals['_PRODUCT']._serialized_end=938
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=940
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=1011
+  _globals['_RESTOCKREQUEST']._serialized_start=1013
+  _globals['_RESTOCKREQUEST']._serialized_end=1102
+  _globals['_GETCHAOSREQUEST']._serialized_start=1104
+  _globals['_GETCHAOSREQUEST']._serialized_end=1121
+  _globals['_CHAOSSETTINGS']._serialized_start=1124
+  _globals['_CHAOSSETTINGS']._serialized_end=1279
+  _globals['_INVENTORYSERVICE']._serialized_start=1471
+  _globals['_INVENTORYSERVICE']._serialized_end=2259
 # @@protoc_insertion_point(module_scope)

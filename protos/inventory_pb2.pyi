@@ -30,6 +30,7 @@ class _ReservationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Res
     RESERVATION_STATUS_RESERVED: _ReservationStatus.ValueType  # 1
     RESERVATION_STATUS_REJECTED: _ReservationStatus.ValueType  # 2
     RESERVATION_STATUS_RELEASED: _ReservationStatus.ValueType  # 3
+    RESERVATION_STATUS_SHIPPED: _ReservationStatus.ValueType  # 4
 
 class ReservationStatus(_ReservationStatus, metaclass=_ReservationStatusEnumTypeWrapper): ...
 
@@ -37,6 +38,7 @@ RESERVATION_STATUS_UNSPECIFIED: ReservationStatus.ValueType  # 0
 RESERVATION_STATUS_RESERVED: ReservationStatus.ValueType  # 1
 RESERVATION_STATUS_REJECTED: ReservationStatus.ValueType  # 2
 RESERVATION_STATUS_RELEASED: ReservationStatus.ValueType  # 3
+RESERVATION_STATUS_SHIPPED: ReservationStatus.ValueType  # 4
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
 
 @_typing.final
@@ -198,6 +200,25 @@ class ReleaseReservationResponse(_message.Message):
 Global___ReleaseReservationResponse: _TypeAlias = ReleaseReservationResponse  # noqa: Y015
 
 @_typing.final
+class ShipReservationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShipReservationRequest: _TypeAlias = ShipReservationRequest  # noqa: Y015
+
+@_typing.final
 class ListProductsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -228,11 +249,17 @@ class Product(_message.Message):
     PRICE_CENTS_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
     RESERVED_FIELD_NUMBER: _builtins.int
+    SHIPPED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
     product_id: _builtins.str
     name: _builtins.str
     price_cents: _builtins.int
     available: _builtins.int
     reserved: _builtins.int
+    shipped: _builtins.int
+    """units that have left the warehouse: received = available + reserved + shipped"""
+    version: _builtins.int
+    """bumped by every stock change; stock.changed events carry it so stale copies lose"""
     def __init__(
         self,
         *,
@@ -241,10 +268,12 @@ class Product(_message.Message):
         price_cents: _builtins.int = ...,
         available: _builtins.int = ...,
         reserved: _builtins.int = ...,
+        shipped: _builtins.int = ...,
+        version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "name", b"name", "price_cents", b"price_cents", "product_id", b"product_id", "reserved", b"reserved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "name", b"name", "price_cents", b"price_cents", "product_id", b"product_id", "reserved", b"reserved", "shipped", b"shipped", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -49,6 +49,11 @@ class InventoryServiceStub:
                 request_serializer=protos_dot_inventory__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=protos_dot_inventory__pb2.ReleaseReservationResponse.FromString,
                 _registered_method=True)
+        self.ShipReservation = channel.unary_unary(
+                '/valerix.inventory.v1.InventoryService/ShipReservation',
+                request_serializer=protos_dot_inventory__pb2.ShipReservationRequest.SerializeToString,
+                response_deserializer=protos_dot_inventory__pb2.Reservation.FromString,
+                _registered_method=True)
         self.ListProducts = channel.unary_unary(
                 '/valerix.inventory.v1.InventoryService/ListProducts',
                 request_serializer=protos_dot_inventory__pb2.ListProductsRequest.SerializeToString,
@@ -90,6 +95,16 @@ class InventoryServiceServicer:
     def ReleaseReservation(self, request, context):
         """Restores the stock of a RESERVED order once; with no reservation yet, writes a RELEASED tombstone
         that fences a late ReserveStock for the same order id.
+        A SHIPPED reservation cannot be released (FAILED_PRECONDITION): its stock has left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShipReservation(self, request, context):
+        """The order is ready to ship: RESERVED becomes SHIPPED (the units leave: no longer reserved, available unchanged).
+        Idempotent: a replay returns SHIPPED with replayed = true. Unknown order: NOT_FOUND; REJECTED or RELEASED:
+        FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +153,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=protos_dot_inventory__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=protos_dot_inventory__pb2.ReleaseReservationResponse.SerializeToString,
+            ),
+            'ShipReservation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShipReservation,
+                    request_deserializer=protos_dot_inventory__pb2.ShipReservationRequest.FromString,
+                    response_serializer=protos_dot_inventory__pb2.Reservation.SerializeToString,
             ),
             'ListProducts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListProducts,
@@ -241,6 +261,33 @@ class InventoryService:
             '/valerix.inventory.v1.InventoryService/ReleaseReservation',
             protos_dot_inventory__pb2.ReleaseReservationRequest.SerializeToString,
             protos_dot_inventory__pb2.ReleaseReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShipReservation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/valerix.inventory.v1.InventoryService/ShipReservation',
+            protos_dot_inventory__pb2.ShipReservationRequest.SerializeToString,
+            protos_dot_inventory__pb2.Reservation.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,12 @@ class InventoryServiceStub:
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.ReleaseReservationResponse]
     """Restores the stock of a RESERVED order once; with no reservation yet, writes a RELEASED tombstone
     that fences a late ReserveStock for the same order id.
+    A SHIPPED reservation cannot be released (FAILED_PRECONDITION): its stock has left.
+    """
+    ShipReservation: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ShipReservationRequest, _inventory_pb2.Reservation]
+    """The order is ready to ship: RESERVED becomes SHIPPED (the units leave: no longer reserved, available unchanged).
+    Idempotent: a replay returns SHIPPED with replayed = true. Unknown order: NOT_FOUND; REJECTED or RELEASED:
+    FAILED_PRECONDITION.
     """
     ListProducts: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.ListProductsRequest, _inventory_pb2.ListProductsResponse]
     Restock: _grpc.UnaryUnaryMultiCallable[_inventory_pb2.RestockRequest, _inventory_pb2.Product]
@@ -54,6 +60,12 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ReleaseReservationRequest, _inventory_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Restores the stock of a RESERVED order once; with no reservation yet, writes a RELEASED tombstone
     that fences a late ReserveStock for the same order id.
+    A SHIPPED reservation cannot be released (FAILED_PRECONDITION): its stock has left.
+    """
+    ShipReservation: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ShipReservationRequest, _inventory_pb2.Reservation]  # type: ignore[assignment]
+    """The order is ready to ship: RESERVED becomes SHIPPED (the units leave: no longer reserved, available unchanged).
+    Idempotent: a replay returns SHIPPED with replayed = true. Unknown order: NOT_FOUND; REJECTED or RELEASED:
+    FAILED_PRECONDITION.
     """
     ListProducts: _aio.UnaryUnaryMultiCallable[_inventory_pb2.ListProductsRequest, _inventory_pb2.ListProductsResponse]  # type: ignore[assignment]
     Restock: _aio.UnaryUnaryMultiCallable[_inventory_pb2.RestockRequest, _inventory_pb2.Product]  # type: ignore[assignment]
@@ -86,6 +98,18 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inventory_pb2.ReleaseReservationResponse, _abc.Awaitable[_inventory_pb2.ReleaseReservationResponse]]:
         """Restores the stock of a RESERVED order once; with no reservation yet, writes a RELEASED tombstone
         that fences a late ReserveStock for the same order id.
+        A SHIPPED reservation cannot be released (FAILED_PRECONDITION): its stock has left.
+        """
+
+    @_abc_1.abstractmethod
+    def ShipReservation(
+        self,
+        request: _inventory_pb2.ShipReservationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_pb2.Reservation, _abc.Awaitable[_inventory_pb2.Reservation]]:
+        """The order is ready to ship: RESERVED becomes SHIPPED (the units leave: no longer reserved, available unchanged).
+        Idempotent: a replay returns SHIPPED with replayed = true. Unknown order: NOT_FOUND; REJECTED or RELEASED:
+        FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

@@ -33,3 +33,11 @@ class ItemsMismatch(InventoryError):
 
 class PermissionDenied(InventoryError):
     pass
+
+
+class InvalidTransition(InventoryError):
+    """The reservation's state forbids the step (shipping a released order, releasing a shipped one)."""
+
+    def __init__(self, order_id: str, status: str, action: str) -> None:
+        self.status = status
+        super().__init__(f"order {order_id} is {status}: it cannot be {action}")

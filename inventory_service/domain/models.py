@@ -11,6 +11,7 @@ class Status(enum.StrEnum):
     RESERVED = "RESERVED"
     REJECTED = "REJECTED"
     RELEASED = "RELEASED"
+    SHIPPED = "SHIPPED"
 
 
 @dataclass(frozen=True, order=True)
@@ -50,6 +51,8 @@ class Product:
     price_cents: int
     available: int
     reserved: int
+    shipped: int = 0
+    version: int = 0
 
 
 @dataclass(frozen=True)

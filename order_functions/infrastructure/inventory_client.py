@@ -79,6 +79,20 @@ class GrpcInventory:
             raise _translate(exc, "ReleaseReservation", order_id) from exc
         return ReleaseOutcome(_STATUS[reply.status], reply.restored, reply.tombstone)
 
+    async def ship(self, order_id: UUID, timeout_s: float) -> bool:
+        """Turns the order's reservation into SHIPPED (idempotent); returns True when it had already shipped.
+
+        Raises InventoryRefused for NOT_FOUND (no reservation) or FAILED_PRECONDITION (rejected or released),
+        InventoryUnavailable when the outcome is unknown (retry with the same order id: it is safe).
+        """
+        try:
+            reply = await self.stub.ShipReservation(
+                pb.ShipReservationRequest(order_id=str(order_id)), timeout=timeout_s, wait_for_ready=True
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _translate(exc, "ShipReservation", order_id) from exc
+        return bool(reply.replayed)
+
     async def list_products(self, timeout_s: float) -> list[ProductView]:
         try:
             reply = await self.stub.ListProducts(pb.ListProductsRequest(), timeout=timeout_s, wait_for_ready=True)

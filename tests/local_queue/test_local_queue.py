@@ -5,35 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
-import pytest_asyncio
 
-from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
+from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema  # the old path still works
 from order_functions.infrastructure.messaging import MessageLockLost, MessageSender, OutgoingMessage, ReceivedMessage
+from tests.support.bus import new_bus_db
 from valerix_common.db import Pool, make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres
-
-
-def _new_db(pg_server: EmbeddedPostgres | None) -> str:
-    if pg_server is None:
-        pytest.skip("local queue tests need the embedded PostgreSQL server")
-    return pg_server.create_database(f"localbus_test_{uuid.uuid4().hex[:8]}", "localbus_svc")
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def bus_pool(pg_server: EmbeddedPostgres | None) -> AsyncIterator[Pool]:
-    pool = make_pool(_new_db(pg_server), name="localbus-test", min_size=1, max_size=10, mode="password")
-    await pool.open(wait=True)
-    try:
-        await ensure_schema(pool)
-        yield pool
-    finally:
-        await pool.close()
 
 
 def queue(pool: Pool, **kwargs: Any) -> LocalQueue:
@@ -366,7 +349,7 @@ async def test_stats_and_dead_letters_report_the_right_numbers(bus_pool: Pool) -
 async def test_ensure_schema_is_idempotent_and_leaves_public_schema_migrations_alone(
     pg_server: EmbeddedPostgres | None,
 ) -> None:
-    url = _new_db(pg_server)
+    url = new_bus_db(pg_server)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(
             "CREATE TABLE public.schema_migrations ("
@@ -379,7 +362,7 @@ async def test_ensure_schema_is_idempotent_and_leaves_public_schema_migrations_a
         q = LocalQueue(pool, "verify-order")
         with pytest.raises(psycopg.errors.UndefinedTable):
             await q.check()  # no schema yet: the health check fails
-        assert await LocalQueue.ensure_schema(pool) == [1]
+        assert await LocalQueue.ensure_schema(pool) == [1, 2]
         assert await ensure_schema(pool) == []
         await q.check()
         async with pool.connection() as conn:
@@ -390,7 +373,10 @@ async def test_ensure_schema_is_idempotent_and_leaves_public_schema_migrations_a
             cur = await conn.execute("SELECT version, name FROM public.schema_migrations ORDER BY version")
             assert await cur.fetchall() == [{"version": 1, "name": "001_orders.sql"}]
             cur = await conn.execute("SELECT version, name FROM localbus.schema_migrations ORDER BY version")
-            assert await cur.fetchall() == [{"version": 1, "name": "001_local_bus.sql"}]
+            assert await cur.fetchall() == [
+                {"version": 1, "name": "001_local_bus.sql"},
+                {"version": 2, "name": "002_topics.sql"},
+            ]
         await q.send(msg("works"))
         assert [m.message_id for m in await q.receive()] == ["works"]
     finally:
@@ -398,11 +384,11 @@ async def test_ensure_schema_is_idempotent_and_leaves_public_schema_migrations_a
 
 
 async def test_ensure_schema_concurrently(pg_server: EmbeddedPostgres | None) -> None:
-    pool = make_pool(_new_db(pg_server), name="localbus-concurrent", min_size=1, max_size=4, mode="password")
+    pool = make_pool(new_bus_db(pg_server), name="localbus-concurrent", min_size=1, max_size=4, mode="password")
     await pool.open(wait=True)
     try:
         applied = await asyncio.gather(*(ensure_schema(pool) for _ in range(4)))
-        assert sorted(applied) == [[], [], [], [1]]
+        assert sorted(applied) == [[], [], [], [1, 2]]
     finally:
         await pool.close()
 
