@@ -492,8 +492,15 @@ def read_functions(app: func.FunctionApp, host: HostConfig, env: Mapping[str, st
             result.http.append(HttpFunction(name, user_function, arg_name, compiled, method_set, auth_level))
         elif kind == "serviceBusTrigger":
             if trigger.get("topicName"):
-                raise FunctionLoadError(f"function {name!r}: topic subscriptions are not supported locally")
-            queue_name = resolve_app_settings(str(trigger["queueName"]), env)
+                # a topic subscription is a queue of its own on the local bus (`topic/subscriptions/name`)
+                from valerix_common.local_bus import subscription_path
+
+                queue_name = subscription_path(
+                    resolve_app_settings(str(trigger["topicName"]), env),
+                    resolve_app_settings(str(trigger["subscriptionName"]), env),
+                )
+            else:
+                queue_name = resolve_app_settings(str(trigger["queueName"]), env)
             connection = str(trigger.get("connection") or "ServiceBusConnection")
             result.queues.append(QueueFunction(name, user_function, arg_name, queue_name, connection))
         elif kind == "timerTrigger":

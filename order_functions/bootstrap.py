@@ -20,7 +20,9 @@ from order_functions.application.cancel import CancelOrder, ReleaseStock
 from order_functions.application.catalogue import Catalogue
 from order_functions.application.checkout import Checkout
 from order_functions.application.ports import (
+    CatalogueStore,
     ChaosControls,
+    ConsumedEvents,
     Inventory,
     MessageSender,
     Metrics,
@@ -30,11 +32,14 @@ from order_functions.application.ports import (
 )
 from order_functions.application.queries import HealthCheck, OrderQueries, ProductQueries
 from order_functions.application.reconcile import Reconcile
+from order_functions.application.reservation_events import ApplyReservationEvent
 from order_functions.application.settle_order import SettleOrder
+from order_functions.application.ship import ShipOrder
 from order_functions.application.transitions import OrderTransitions
 from order_functions.application.verify_order import VerifyOrder
 from order_functions.application.verify_queue import VerifyQueue
 from order_functions.config import OrderConfig
+from order_functions.infrastructure.catalogue_repository import CatalogueRepository, ConsumedEventsRepository
 from order_functions.infrastructure.inventory_client import GrpcInventory
 from order_functions.infrastructure.local_bus import local_queue
 from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
@@ -79,6 +84,9 @@ class OrderServices:
     verify_order: VerifyOrder
     cancel_order: CancelOrder
     reconcile: Reconcile
+    reservation_event: ApplyReservationEvent
+    ship_order: ShipOrder
+    catalogue: Catalogue
     orders: OrderQueries
     products: ProductQueries
     health: HealthCheck
@@ -97,22 +105,27 @@ def wire(
     metrics: Metrics,
     bus_kind: str,
     queue_stats: QueueStats | None,
+    catalogue: CatalogueStore,
+    consumed: ConsumedEvents,
 ) -> OrderServices:
-    catalogue = Catalogue(inventory)
+    catalogue_copy = Catalogue(catalogue, inventory, config.verify_timeout_s)
     transitions = OrderTransitions(orders, metrics)
     settle = SettleOrder(inventory, transitions, metrics)
     verify_queue = VerifyQueue(orders, bus, config.verify_queue, config.bus_send_timeout_s)
     release = ReleaseStock(inventory, transitions, metrics, config.inventory_timeout_s)
     return OrderServices(
-        checkout=Checkout(orders, catalogue, settle, verify_queue, config.inventory_timeout_s),
+        checkout=Checkout(orders, catalogue_copy, settle, verify_queue, config.inventory_timeout_s),
         verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
         cancel_order=CancelOrder(orders, release),
         reconcile=Reconcile(
             orders, release, verify_queue, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
         ),
+        reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
+        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.inventory_timeout_s),
+        catalogue=catalogue_copy,
         orders=OrderQueries(orders),
-        products=ProductQueries(inventory, catalogue, config.inventory_timeout_s),
+        products=ProductQueries(catalogue_copy, config.inventory_timeout_s),
         health=HealthCheck(orders, inventory, bus, bus_kind),
         chaos=ChaosAdmin(chaos, config.admin_api_enabled),
         bus_status=BusStatus(bus_kind, config.verify_queue, queue_stats),
@@ -174,6 +187,8 @@ async def build(config: OrderConfig) -> OrderServices:
         metrics=OtelMetrics(adapters.pool, adapters.bus),
         bus_kind=adapters.bus_kind,
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
+        catalogue=CatalogueRepository(adapters.pool),
+        consumed=ConsumedEventsRepository(adapters.pool),
     )
     services.adapters = adapters
     return services

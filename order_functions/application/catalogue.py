@@ -1,39 +1,68 @@
-"""A short-lived cache of known product ids, so an unknown product is refused before anything is written."""
+"""The catalogue as the Order Service sees it: its own copy (fed by stock.changed events and a periodic full
+refresh), so listing products and checking product ids never wait on a Gremlin-delayed inventory. The inventory is
+asked directly only while the copy is empty."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from order_functions.application.ports import Inventory, InventoryUnavailable, ProductView
+from order_functions.application.ports import CatalogueStore, Inventory, InventoryUnavailable, ProductView
 
 log = logging.getLogger(__name__)
 
 
-class Catalogue:
-    def __init__(self, inventory: Inventory, ttl_s: float = 30.0, min_refresh_interval_s: float = 1.0) -> None:
-        self.inventory = inventory
-        self.ttl_s = ttl_s
-        self.min_refresh_interval_s = min_refresh_interval_s
-        self._ids: frozenset[str] = frozenset()
-        self._loaded_at = float("-inf")
+@dataclass(frozen=True)
+class CatalogueListing:
+    products: list[ProductView]
+    as_of: datetime | None  # the newest confirmation of any row; None when the answer came from the inventory
+    source: str  # "copy" | "inventory"
 
-    def remember(self, products: Iterable[ProductView]) -> None:
-        self._ids = frozenset(p.product_id for p in products)
-        self._loaded_at = time.monotonic()
+
+class Catalogue:
+    def __init__(
+        self, store: CatalogueStore, inventory: Inventory, refresh_timeout_s: float, ids_ttl_s: float = 2.0
+    ) -> None:
+        self.store = store
+        self.inventory = inventory
+        self.refresh_timeout_s = refresh_timeout_s
+        self.ids_ttl_s = ids_ttl_s  # the checkout's id check re-reads the copy at most this often
+        self._ids: frozenset[str] = frozenset()
+        self._ids_read_at = float("-inf")
+
+    async def listing(self, timeout_s: float) -> CatalogueListing:
+        """From the copy; only an empty copy asks the inventory (raising InventoryUnavailable if it can't answer)."""
+        products = await self.store.snapshot()
+        if products:
+            as_of = max((p.as_of for p in products if p.as_of is not None), default=None)
+            return CatalogueListing(products, as_of, "copy")
+        products = await self.inventory.list_products(timeout_s)
+        await self.store.apply_listing(products)
+        return CatalogueListing(products, None, "inventory")
+
+    async def refresh(self) -> int:
+        """The safety net for lost or late events: the full listing, merged by version. Returns rows updated."""
+        products = await self.inventory.list_products(self.refresh_timeout_s)
+        changed = await self.store.apply_listing(products)
+        log.info("catalogue refresh: %d products listed, %d rows changed", len(products), changed)
+        return changed
 
     async def unknown(self, product_ids: Iterable[str], timeout_s: float) -> list[str]:
-        """Ids the inventory does not know. When the inventory can't be asked, trust the caller: the inventory
-        still refuses unknown products itself, and the order is then rejected rather than lost."""
+        """Ids the catalogue does not know. When neither the copy nor the inventory can say, trust the caller: the
+        inventory still refuses unknown products itself, and the order is then rejected rather than lost."""
         wanted = set(product_ids)
-        age = time.monotonic() - self._loaded_at
-        if wanted <= self._ids and age < self.ttl_s:
+        if wanted <= self._ids:
             return []
-        if age >= self.min_refresh_interval_s:
+        if time.monotonic() - self._ids_read_at >= self.ids_ttl_s:
+            self._ids = frozenset(p.product_id for p in await self.store.snapshot())
+            self._ids_read_at = time.monotonic()
+        if not self._ids:
             try:
-                self.remember(await self.inventory.list_products(timeout_s))
+                self._ids = frozenset(p.product_id for p in (await self.listing(timeout_s)).products)
             except InventoryUnavailable as exc:
-                log.warning("catalogue refresh failed, not pre-checking product ids: %s", exc)
+                log.warning("catalogue empty and the inventory did not answer, not pre-checking ids: %s", exc)
                 return []
         return sorted(wanted - self._ids) if self._ids else []

@@ -6,7 +6,15 @@ import pytest
 
 from order_functions.bootstrap import OrderServices, wire
 from order_functions.config import OrderConfig
-from tests.unit.fakes import FakeBus, FakeInventory, FakeMetrics, FakeStore, config
+from tests.unit.fakes import (
+    FakeBus,
+    FakeCatalogue,
+    FakeConsumed,
+    FakeInventory,
+    FakeMetrics,
+    FakeStore,
+    config,
+)
 
 
 @dataclass
@@ -18,15 +26,18 @@ class World:
     bus: FakeBus
     metrics: FakeMetrics
     services: OrderServices
+    catalogue: FakeCatalogue
+    consumed: FakeConsumed
 
 
 def build_world(cfg: OrderConfig | None = None) -> World:
     store, inventory, bus, metrics = FakeStore(), FakeInventory(), FakeBus(), FakeMetrics()
+    catalogue, consumed = FakeCatalogue(), FakeConsumed()
     services = wire(
         cfg or config(), orders=store, inventory=inventory, chaos=inventory, bus=bus, metrics=metrics,
-        bus_kind="fake", queue_stats=bus,
+        bus_kind="fake", queue_stats=bus, catalogue=catalogue, consumed=consumed,
     )
-    return World(store, inventory, bus, metrics, services)
+    return World(store, inventory, bus, metrics, services, catalogue, consumed)
 
 
 @pytest.fixture
