@@ -51,18 +51,26 @@ class Catalogue:
         return changed
 
     async def unknown(self, product_ids: Iterable[str], timeout_s: float) -> list[str]:
-        """Ids the catalogue does not know. When neither the copy nor the inventory can say, trust the caller: the
-        inventory still refuses unknown products itself, and the order is then rejected rather than lost."""
+        """Ids the catalogue does not know. The copy answers for known ids; an id it lacks (bad input, or a product
+        added a moment ago whose event is still on its way) is checked with the inventory before it is refused.
+        When the inventory can't say, trust the caller: the inventory still refuses unknown products itself, and the
+        order is then rejected rather than lost."""
         wanted = set(product_ids)
         if wanted <= self._ids:
             return []
         if time.monotonic() - self._ids_read_at >= self.ids_ttl_s:
-            self._ids = frozenset(p.product_id for p in await self.store.snapshot())
-            self._ids_read_at = time.monotonic()
-        if not self._ids:
-            try:
-                self._ids = frozenset(p.product_id for p in (await self.listing(timeout_s)).products)
-            except InventoryUnavailable as exc:
-                log.warning("catalogue empty and the inventory did not answer, not pre-checking ids: %s", exc)
+            self._remember(await self.store.snapshot())
+            if wanted <= self._ids:
                 return []
-        return sorted(wanted - self._ids) if self._ids else []
+        try:
+            products = await self.inventory.list_products(timeout_s)
+        except InventoryUnavailable as exc:
+            log.warning("inventory did not answer, not pre-checking product ids %s: %s", sorted(wanted), exc)
+            return []
+        await self.store.apply_listing(products)
+        self._remember(products)
+        return sorted(wanted - self._ids)
+
+    def _remember(self, products: list[ProductView]) -> None:
+        self._ids = frozenset(p.product_id for p in products)
+        self._ids_read_at = time.monotonic()

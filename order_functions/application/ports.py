@@ -41,7 +41,7 @@ class ReleaseOutcome:
 class ProductView:
     product_id: str
     name: str
-    price_cents: int
+    price_cents: int | None  # None: a product the copy knows from a stock event only, until the next refresh
     available: int
     reserved: int
     shipped: int = 0

@@ -60,7 +60,7 @@ class CatalogueRepository:
     async def snapshot(self) -> list[ProductView]:
         async with connection(self.pool) as conn:
             cur = await conn.execute(
-                "SELECT product_id, name, COALESCE(price_cents, 0) AS price_cents, available, reserved, shipped,"
+                "SELECT product_id, name, price_cents, available, reserved, shipped,"
                 " version, synced_at FROM catalogue ORDER BY product_id"
             )
             return [

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from inventory_service.server import RunningInventory, start_inventory
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
+from valerix_common.bus.publishers import BusSettings
 from valerix_common.embedded_pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,10 +82,14 @@ class InventoryHarness:
 
 @asynccontextmanager
 async def running_inventory(
-    inventory_db_url: str, caller_auth: CallerAuthSettings | None = None
+    inventory_db_url: str, caller_auth: CallerAuthSettings | None = None, bus_url: str = ""
 ) -> AsyncIterator[InventoryHarness]:
+    """`bus_url`: the local bus its outbox relay publishes reservation events to (none: they wait in the outbox)."""
     chaos = Chaos(ChaosSettings())
-    running = await start_inventory(inventory_config(inventory_db_url, caller_auth), chaos)
+    config = inventory_config(inventory_db_url, caller_auth)
+    if bus_url:
+        config = dataclasses.replace(config, bus=BusSettings(local_bus_url=bus_url), outbox_poll_interval_s=0.2)
+    running = await start_inventory(config, chaos)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
     try:
         yield InventoryHarness(running, inventory_stub(channel), channel, inventory_db_url)

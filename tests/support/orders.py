@@ -20,6 +20,7 @@ from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
 from order_functions.infrastructure.messaging import ReceivedMessage
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
+from valerix_common.local_bus import ORDER_SERVICE_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, subscription_queue
 
 FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
 
@@ -55,6 +56,7 @@ class OrderHarness:
     inventory: InventoryHarness
     orders_db_url: str
     verify_failures: list[str] = field(default_factory=list)
+    event_failures: list[str] = field(default_factory=list)
 
     async def resources(self) -> Adapters:
         """The real adapters behind the function app (integration tests arrange data through them)."""
@@ -101,6 +103,41 @@ class OrderHarness:
                     continue
                 await queue.complete(message.lock_token)
                 handled.append(message.message_id)
+        return handled
+
+
+    async def event_subscription(self) -> LocalQueue:
+        """The Order Service's subscription to reservation-events on the local bus (as the Functions host polls it)."""
+        pool = (await self.resources()).bus_pool
+        assert pool is not None
+        return subscription_queue(pool, RESERVATION_EVENTS_TOPIC, ORDER_SERVICE_SUBSCRIPTION, max_delivery_count=3)
+
+    async def deliver_events(
+        self, max_wait_s: float = 10.0, *, until_order: str | None = None, until_type: str = ""
+    ) -> list[str]:
+        """Feeds reservation events to their trigger like the host does (complete on success, abandon on failure),
+        waiting on the bus's NOTIFY; stops once `until_order`'s decision (of `until_type`) was handled, or nothing
+        came for `max_wait_s`. Returns the event types handled; failures are counted in `event_failures`."""
+        queue = await self.event_subscription()
+        handled: list[str] = []
+        for _ in range(200):
+            batch = await queue.receive_wait(20, max_wait_s=max_wait_s, poll_interval_s=0.1)
+            if not batch:
+                break
+            done = False
+            for message in batch:
+                try:
+                    await FUNCTIONS["reservation_events"](service_bus_message(message))
+                except Exception:
+                    await queue.abandon(message.lock_token)
+                    self.event_failures.append(message.message_id)
+                    continue
+                await queue.complete(message.lock_token)
+                handled.append(message.application_properties.get("type", ""))
+                props = message.application_properties
+                done = done or (props.get("order_id") == until_order and props.get("type", "").endswith(until_type))
+            if done:
+                break
         return handled
 
 
