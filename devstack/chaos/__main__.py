@@ -9,12 +9,13 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from devstack.chaos.collect import order_counts, snapshot
+from devstack.chaos.collect import events_backlog, order_counts, snapshot
 from devstack.chaos.faults import (
     CALM,
     FAULT_KINDS,
@@ -122,17 +123,22 @@ def stack_env(s: Settings) -> dict[str, str]:
     }
 
 
-async def wait_quiescent(url: str, timeout_s: float, grace_s: float, progress: Progress) -> tuple[bool, float]:
-    """No pending order and no outstanding cancellation, twice, `grace_s` apart (late Gremlin calls land)."""
+async def wait_quiescent(url: str, timeout_s: float, grace_s: float, progress: Progress,
+                         backlog: Callable[[], Awaitable[int]] | None = None) -> tuple[bool, float]:
+    """No pending order and no outstanding cancellation, twice, `grace_s` apart (late Gremlin calls land); and,
+    when `backlog` is given, no reservation event still on its way (so the catalogue copy can be compared)."""
     started = time.monotonic()
     stable_since: float | None = None
     while time.monotonic() - started < timeout_s:
         try:
             counts = await order_counts(url)
+            if backlog is not None:
+                counts["events_backlog"] = await backlog()
         except Exception as exc:  # the database may be coming back
             log.info("quiescence poll failed: %r", exc)
             counts = {"pending": -1}
-        if counts.get("pending", 0) == 0 and counts.get("cancel_outstanding", 0) == 0:
+        if counts.get("pending", 0) == 0 and counts.get("cancel_outstanding", 0) == 0 \
+                and counts.get("events_backlog", 0) == 0:
             stable_since = stable_since or time.monotonic()
             if time.monotonic() - stable_since >= grace_s:
                 return True, time.monotonic() - started
@@ -192,7 +198,7 @@ async def run(s: Settings) -> int:
         faultlog = FaultLog()
 
         def render() -> str:
-            settled = sum(db_counts.get(k, 0) for k in ("confirmed", "rejected", "cancelled"))
+            settled = sum(db_counts.get(k, 0) for k in ("confirmed", "rejected", "cancelled", "shipped"))
             return (f"sent {obs.sent}/{s.orders} answered {obs.answered} (202: {obs.got_202}) | db settled "
                     f"{settled} pending {db_counts.get('pending', 0)} | faults {len(faultlog.events)} | "
                     f"inventory restarts {stack.inventory.restarts if stack.inventory else 0}")
@@ -232,7 +238,8 @@ async def run(s: Settings) -> int:
             progress.say(f"[+{progress.elapsed():6.1f}s] settling: Gremlin and Schrödinger OFF via SetChaos; "
                          f"waiting up to {s.quiesce_timeout:.0f}s for quiescence")
             quiet, took = await wait_quiescent(stack.env["ORDERS_DATABASE_URL"], s.quiesce_timeout,
-                                               grace_s=s.max_delay + 1.5, progress=progress)
+                                               grace_s=s.max_delay + 1.5, progress=progress,
+                                               backlog=lambda: events_backlog(stack.env))
             timings["quiesce"] = took
         finally:
             done.set()
