@@ -32,7 +32,6 @@ import inspect
 import json
 import logging
 import os
-import random
 import re
 import signal
 import sys
@@ -69,6 +68,9 @@ DEFAULT_BODY_LIMIT = 104_857_600  # FUNCTIONS_REQUEST_BODY_SIZE_LIMIT default of
 SERVICE_BUS_SETTINGS_SUFFIXES = ("", "__fullyQualifiedNamespace")
 # Hop-by-hop or framing headers that aiohttp computes itself; everything else the function returns is kept.
 _FRAMING_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+
+
+RECEIVE_WAIT_S = 1.0  # one receive's longest wait for a message (a NOTIFY ends it at once)
 
 
 class FunctionLoadError(RuntimeError):
@@ -688,6 +690,9 @@ class FunctionsHost:
 
         await asyncio.gather(drain_http(), drain_inflight())
         if self._pool is not None:
+            from valerix_common.local_bus import stop_notifier
+
+            await stop_notifier(self._pool)
             await self._pool.close()
             self._pool = None
         hook = getattr(self.app_module, "shutdown", None) if self.app_module is not None else None
@@ -842,7 +847,10 @@ class FunctionsHost:
                 await slots.acquire()
                 free += 1
             try:
-                messages: list[ReceivedMessage] = await queue.receive(max_messages=free)
+                # wakes on the bus's NOTIFY the moment a message commits, polling anyway (bounded waits)
+                messages: list[ReceivedMessage] = await queue.receive_wait(
+                    max_messages=free, max_wait_s=RECEIVE_WAIT_S, poll_interval_s=self.poll_interval_s
+                )
             except asyncio.CancelledError:
                 for _ in range(free):
                     slots.release()
@@ -864,8 +872,6 @@ class FunctionsHost:
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
                 task.add_done_callback(lambda _t: slots.release())
-            if not messages:
-                await asyncio.sleep(self.poll_interval_s * random.uniform(0.5, 1.5))
 
     async def _handle_message(self, fn: QueueFunction, queue: LocalQueue, message: ReceivedMessage) -> None:
         from order_functions.infrastructure.messaging import MessageLockLost
