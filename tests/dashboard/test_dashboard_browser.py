@@ -26,8 +26,9 @@ from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.domain.rolling_window import RollingWindow
 from order_functions.interface import dashboard, http_api, http_support
 from order_functions.interface.app import build_app
-from tests.support.inventory import InventoryHarness
+from tests.support.inventory import InventoryHarness, running_inventory
 from tests.support.orders import OrderHarness, order_app
+from valerix_common.embedded_pg import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
@@ -62,6 +63,17 @@ class Served:
 
 
 @pytest.fixture
+async def inventory(pg_server: EmbeddedPostgres | None, orders_db_url: str) -> AsyncIterator[InventoryHarness]:
+    """This module's own inventory, publishing its reservation events to the bus the served host consumes, so the
+    dashboard's stock view (the catalogue copy) follows every change as it does in a running stack."""
+    if pg_server is None:
+        pytest.skip("needs the embedded PostgreSQL server")
+    db = pg_server.create_database(f"inventory_dash_{uuid.uuid4().hex[:8]}", "inventory_svc")
+    async with running_inventory(db, bus_url=orders_db_url) as harness:
+        yield harness
+
+
+@pytest.fixture
 async def served(inventory: InventoryHarness, orders_db_url: str, monkeypatch: pytest.MonkeyPatch
                  ) -> AsyncIterator[Served]:
     # A fresh latency window with the production settings (30 s, 1 s): samples recorded in this process by earlier
@@ -71,7 +83,8 @@ async def served(inventory: InventoryHarness, orders_db_url: str, monkeypatch: p
     monkeypatch.setattr(http_api, "LATENCY", window)
     inventory.running.chaos.update(ChaosSettings())
     try:
-        async with order_app(inventory, orders_db_url, ADMIN_API_ENABLED="true") as orders:
+        async with order_app(inventory, orders_db_url, ADMIN_API_ENABLED="true",
+                             LOCAL_BUS_DATABASE_URL=orders_db_url) as orders:
             host = FunctionsHost(build_app(), app_module=function_app, port=0, poll_interval_s=0.05)
             port = await host.start()
             try:
@@ -190,6 +203,9 @@ async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(s
             await page.get_by_label("customer").fill("browser-alice")
             await page.get_by_role("button", name="Place order").click()
             await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
+            await expect(page.locator("#co-message")).to_have_text(
+                "Your order is confirmed: the stock is reserved for you.")
+            await expect(page.locator("#products-as-of")).not_to_be_empty()
             created = json.loads(await page.locator("#co-body").inner_text())
             order_id = created["order_id"]
             key = await page.locator("#co-key").inner_text()
