@@ -16,12 +16,12 @@ class InventoryConfig:
     admin_token: str
     pool_size: int
     grace_seconds: int
-    caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
     # where the outbox relay publishes reservation events (no bus: events wait in the outbox)
     bus: BusSettings = field(default_factory=BusSettings)
     events_topic: str = "reservation-events"
     outbox_batch_size: int = 100
     outbox_poll_interval_s: float = 1.0
+    caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> InventoryConfig:
@@ -37,7 +37,6 @@ class InventoryConfig:
             admin_token=env_str("INVENTORY_ADMIN_TOKEN"),
             pool_size=env_int("INVENTORY_DB_POOL_SIZE", 10, minimum=1, maximum=200),
             grace_seconds=env_int("INVENTORY_SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=300),
-            caller_auth=CallerAuthSettings.from_env(host),
             bus=BusSettings(
                 namespace=env_str("ServiceBusConnection__fullyQualifiedNamespace"),
                 connection_string=env_str("ServiceBusConnection"),
@@ -46,4 +45,5 @@ class InventoryConfig:
             events_topic=env_str("RESERVATION_EVENTS_TOPIC", "reservation-events"),
             outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 100, minimum=1, maximum=1000),
             outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
+            caller_auth=CallerAuthSettings.from_env(host),
         )

@@ -6,7 +6,6 @@ only if the decision does. The W3C trace context of the call that made the decis
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from uuid import UUID
 
@@ -20,13 +19,14 @@ SNAPSHOT_COLUMNS = (
     "p.product_id, p.name, p.available, p.received - p.available - p.shipped AS reserved, p.shipped, p.version"
 )
 _COLUMNS = "(event_id, type, order_id, payload, traceparent, tracestate)"
-DECISION_ROW = "(%(event_id)s, %(event_type)s, %(order_id)s, %(payload)s, %(tp)s, %(ts)s)"
+# Event ids come from the database (gen_random_uuid): nothing per event travels as a parameter.
+DECISION_ROW = "(gen_random_uuid(), %(event_type)s, %(order_id)s, %(payload)s, %(tp)s, %(ts)s)"
 
 
 def stock_row(cause: StockCause, snapshot: str) -> str:
     """A stock.changed row whose products are the rows of CTE `snapshot` (selected with SNAPSHOT_COLUMNS)."""
     return (
-        f"(%(stock_event_id)s, '{EventType.STOCK_CHANGED}', %(order_id)s, jsonb_build_object('cause', '{cause}',"
+        f"(gen_random_uuid(), '{EventType.STOCK_CHANGED}', %(order_id)s, jsonb_build_object('cause', '{cause}',"
         f" 'products', (SELECT jsonb_agg(to_jsonb(s) ORDER BY s.product_id) FROM {snapshot} s)), %(tp)s, %(ts)s)"
     )
 
@@ -45,11 +45,9 @@ def trace_context() -> tuple[str, str]:
 def event_params(
     order_id: UUID | None, event_type: EventType | None = None, payload: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Fresh event ids (one for the decision, one for its stock change) and the captured trace context."""
+    """The parameters of DECISION_ROW / stock_row, with the trace context captured now."""
     traceparent, tracestate = trace_context()
     return {
-        "event_id": uuid.uuid4(),
-        "stock_event_id": uuid.uuid4(),
         "event_type": event_type.value if event_type else None,
         "order_id": order_id,
         "payload": Jsonb(payload or {}),

@@ -31,6 +31,18 @@ def pg_server() -> Iterator[EmbeddedPostgres | None]:
         shutil.rmtree(datadir, ignore_errors=True)
 
 
+@pytest.fixture
+def pg_datadir() -> Iterator[Path]:
+    """A fresh directory for a test's own PostgreSQL server, under .data/ like the session's: the system user the
+    server runs as (when the tests run as root) can reach it, whereas /tmp/pytest-of-<user> is kept at mode 0700
+    by every pytest session on the machine."""
+    datadir = ROOT / ".data" / f"test-pg-{uuid.uuid4().hex[:12]}"
+    try:
+        yield datadir
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
 def _fresh_database(pg: EmbeddedPostgres | None, env_name: str, prefix: str) -> str:
     if pg is None:
         return os.environ[env_name]

@@ -3,6 +3,7 @@
     make bench                                   # 8 s per step; clients 1,4,16,64; hot product at 4 and 64
     make bench ARGS="--duration 3 --clients 1,16 --hot-clients 4"
     make bench ARGS="--profile"                  # plus a py-spy profile of the functions host and the inventory
+    make bench ARGS="--soak 60"                  # plus 60 s at 16 clients with memory over time per process
     make bench ARGS="--idempotency-keys"         # every order with an Idempotency-Key (the recommended path)
     make bench ARGS="--compare .artifacts/bench/bench-20260101T000000Z.json"
     python -m devstack.bench --compare-only OLD.json NEW.json
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.bench import report
-from devstack.bench.pg_limit import PROTOCOLS, SCRIPTS
+from devstack.bench.pg_limit import PROTOCOLS
 from devstack.bench.runner import Bench, BenchOptions
 
 
@@ -48,10 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--products", type=int, default=200, help="bench products for the random mix (200)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured HTTP load first (3)")
     parser.add_argument("--ramp", type=float, default=1.0, help="unmeasured seconds at the start of each HTTP step")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="extended",
-                        help="pgbench -M (default extended: the product uses prepare_threshold=None)")
-    parser.add_argument("--scripts", type=Path, default=SCRIPTS,
-                        help="folder with reserve.sql and checkout.sql (default: the product's current SQL)")
+    parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
+                        help="pgbench -M (default auto: as the product connects — extended = unnamed statements,"
+                             " prepared with POSTGRES_PREPARED_STATEMENTS=true)")
+    parser.add_argument("--scripts", type=Path, default=None,
+                        help="run this folder's reserve.sql / checkout.sql / checkout-idempotent.sql instead of"
+                             " generating them from the repositories' statements (e.g. an old version from git)")
     parser.add_argument("--idempotency-keys", action="store_true",
                         help="send an Idempotency-Key with every order (limit: pgbench checkout-idempotent.sql)")
     parser.add_argument("--no-http", action="store_true", help="physical limit only")
@@ -59,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-reserve", action="store_true", help="skip the reservation-only pgbench steps")
     parser.add_argument("--profile", action="store_true", help="also profile both services with py-spy")
     parser.add_argument("--profile-clients", type=int, default=16, help="client count of the profiled step (16)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="also a soak of SECONDS at --soak-clients with memory over time (e.g. 60)")
+    parser.add_argument("--soak-clients", type=int, default=16, help="clients of the soak (16)")
     parser.add_argument("--py-spy", default=None, help="path of the py-spy executable (default: on PATH)")
     parser.add_argument("--env", type=_env_pair, action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the stack, e.g. ORDERS_DB_POOL_SIZE=32 (repeatable)")
@@ -70,6 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.duration > 600:
         parser.error("--duration must be in (0, 600] seconds")
+    if not 0 <= args.soak <= 3600:
+        parser.error("--soak must be in [0, 3600] seconds")
+    if not 1 <= args.soak_clients <= 256:
+        parser.error("--soak-clients must be between 1 and 256")
     if not 1 <= args.products <= 100_000:
         parser.error("--products must be between 1 and 100000")
     return args
@@ -97,13 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         ramp_s=args.ramp,
         protocol=args.protocol,
-        scripts=args.scripts.resolve(),
+        scripts=args.scripts.resolve() if args.scripts else None,
         idempotency_keys=args.idempotency_keys,
         http=not args.no_http,
         pgbench=not args.no_pgbench,
         reserve_only=not args.no_reserve,
         profile=args.profile,
         profile_clients=args.profile_clients,
+        soak_s=args.soak,
+        soak_clients=args.soak_clients,
         py_spy=args.py_spy,
         extra_env=dict(args.env),
         label=args.label,
@@ -115,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     print(report.results_table(result))
     print(report.cpu_table(result))
     print(report.memory_table(result))
+    print(report.soak_table(result))
     text = report.profile_text(result)
     if text:
         print(text)
+    print(report.targets(result))
     if earlier is not None:
         print(report.compare(earlier, result))
     print(f"\nsaved {path} (and latest.json beside it)")

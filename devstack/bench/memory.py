@@ -48,6 +48,15 @@ def cpu_times(pid: int) -> tuple[float, float] | None:
     return (utime + stime) / CLOCK_TICKS, (cutime + cstime) / CLOCK_TICKS
 
 
+def system_time(pid: int) -> float | None:
+    """Kernel-mode CPU seconds of `pid` (stime): syscalls, e.g. the loopback socket path of every round trip."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(text.rpartition(")")[2].split()[12]) / CLOCK_TICKS
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy so far (all cores, all processes), from /proc/stat."""
     first = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -131,6 +140,10 @@ class ProcessGroups:
                 if group == "postgres" and pid == self.postmaster_pid:
                     total += times[1]
             totals[group] = total
+        for group, service_pid in (("functions", self.functions_pid), ("inventory", self.inventory_pid)):
+            kernel = system_time(service_pid) if service_pid else None
+            if kernel is not None:
+                totals[f"{group}.kernel"] = kernel  # a part of the group's total, listed apart
         # pgbench runs as our child: its CPU shows up in our reaped-children times once it exits
         client = cpu_times(self.client_pid)
         if client is not None:
@@ -148,7 +161,19 @@ class MemorySampler:
         self.peaks: dict[str, dict[str, GroupPeak]] = {}
         self.samples = 0
         self.sampling_cpu_s = 0.0  # what sampling itself cost (it runs in this process: the client's CPU)
+        # (seconds since the series started, MiB) per group while a series is on (the soak): RSS, and for
+        # postgres its PSS sum (its RSS sum grows with every backend that touches shared_buffers: no leak)
+        self.series: dict[str, list[tuple[float, float]]] | None = None
+        self._series_started = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    def start_series(self) -> None:
+        self.series = {}
+        self._series_started = time.monotonic()
+
+    def stop_series(self) -> dict[str, list[tuple[float, float]]]:
+        series, self.series = self.series or {}, None
+        return series
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bench-memory-sampler")
@@ -182,9 +207,15 @@ class MemorySampler:
                 rss += status.get("VmRSS", 0)
                 hwm = max(hwm, status.get("VmHWM", 0))
             peak = phase_peaks.setdefault(group, GroupPeak())
+            at = round(time.monotonic() - self._series_started, 2)
             if group == "postgres" and self.samples % PSS_EVERY == 1:
                 # Pss walks every mapping (shared_buffers in each backend), ~0.3 ms a process: not every sample
-                peak.pss_mib = max(peak.pss_mib, sum(_pss_kib(pid) for pid in alive) / KIB)
+                pss = sum(_pss_kib(pid) for pid in alive) / KIB
+                peak.pss_mib = max(peak.pss_mib, pss)
+                if self.series is not None:
+                    self.series.setdefault(group, []).append((at, round(pss, 2)))
+            elif group != "postgres" and self.series is not None:
+                self.series.setdefault(group, []).append((at, round(rss / KIB, 2)))
             peak.rss_mib = max(peak.rss_mib, rss / KIB)
             peak.hwm_mib = max(peak.hwm_mib, hwm / KIB)
             peak.processes = max(peak.processes, len(alive))
@@ -205,3 +236,27 @@ class MemorySampler:
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {group: round(max(0.0, after.get(group, 0.0) - value), 3) for group, value in before.items()}
+
+
+def growth(points: list[tuple[float, float]], settle_fraction: float = 0.1) -> dict[str, float]:
+    """Start, end, min, max and the least-squares slope (MiB per minute) of a memory series; the slope leaves out
+    the first `settle_fraction` of the time (pools and caches filling up), start/end average three samples."""
+    if len(points) < 2:
+        return {}
+    first, last = points[0][0], points[-1][0]
+    settled = [p for p in points if p[0] >= first + settle_fraction * (last - first)] or points
+    n = len(settled)
+    mean_t = sum(t for t, _ in settled) / n
+    mean_v = sum(v for _, v in settled) / n
+    var = sum((t - mean_t) ** 2 for t, _ in settled)
+    slope = sum((t - mean_t) * (v - mean_v) for t, v in settled) / var if var else 0.0
+    values = [v for _, v in points]
+    return {
+        "samples": len(points),
+        "seconds": round(last - first, 1),
+        "start_mib": round(sum(values[:3]) / len(values[:3]), 1),
+        "end_mib": round(sum(values[-3:]) / len(values[-3:]), 1),
+        "min_mib": round(min(values), 1),
+        "max_mib": round(max(values), 1),
+        "slope_mib_per_min": round(slope * 60, 3),
+    }

@@ -2,16 +2,19 @@
 
 A scratch database gets both services' tables from their real migrations, in schemas ``inv`` (inventory) and
 ``ord`` (orders), so one pgbench connection can do a whole checkout's work with ``search_path=ord,inv``. The
-custom scripts in ``pgbench/`` repeat the repository code statement for statement (one statement = one round trip):
+scripts are generated at bench time from the repositories' own statements (`sql_scripts`: the repository methods
+one checkout calls run once through recording connections; one statement = one round trip, as in the product):
 
-* ``reserve.sql``: the reservation transaction alone (claim row, lock, guarded decrement, items + outcome);
-* ``checkout.sql``: insert order + event; the reservation transaction; confirm + event (three commits);
-* ``checkout-idempotent.sql``: the same with an Idempotency-Key (claim and complete the key: four commits);
-* ``baseline/``: the same three as the product ran them before the round-trip change (docs/benchmarks.md);
+* ``reserve.sql``: the reservation transaction alone;
+* ``checkout.sql``: create the order; the reservation transaction; confirm (each commit as in the product);
+* ``checkout-idempotent.sql``: the same with an Idempotency-Key (claim and complete the key);
 * the hot case runs ``checkout.sql`` with ``-D nproducts=1``: every order for product ``bench-1``.
 
-pgbench uses ``-M extended`` by default: the product's connections use ``prepare_threshold=None`` (unnamed
-statements over the extended protocol, as behind PgBouncer), which is what ``-M extended`` does too.
+``--scripts DIR`` runs a folder of hand-picked scripts instead (e.g. an old version from git history).
+
+pgbench sends statements as the product does: ``-M extended`` (unnamed statements, parsed and planned every
+time: the product's default ``prepare_threshold=None``, safe behind any PgBouncer) or ``-M prepared`` when the
+product runs with ``POSTGRES_PREPARED_STATEMENTS=true`` (the bench's ``--protocol auto``).
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from devstack.bench.http_load import percentile
+from devstack.bench.sql_scripts import SCRIPT_NAMES, record_scripts, write_scripts
 from inventory_service.repository import MIGRATIONS as INVENTORY_MIGRATIONS
 from order_functions.infrastructure.orders_repository import MIGRATIONS as ORDERS_MIGRATIONS
 from valerix_common.embedded_pg import EmbeddedPostgres
 from valerix_common.migrations import apply_migrations
 
-SCRIPTS = Path(__file__).parent / "pgbench"
 SCRATCH_DATABASE = "valerix_bench_limit"
 SEARCH_PATH = "ord,inv"
 PRODUCT_STOCK = 1_000_000_000  # per product: no run can exhaust it
@@ -76,10 +80,14 @@ class PhysicalLimit:
     """Owns the scratch database and runs pgbench against it."""
 
     def __init__(
-        self, pg: EmbeddedPostgres, products: int, database: str = SCRATCH_DATABASE, scripts: Path = SCRIPTS
+        self, pg: EmbeddedPostgres, products: int, scripts: Path, *, generate: bool = True,
+        database: str = SCRATCH_DATABASE,
     ) -> None:
+        """`scripts` is where the generated scripts go (`generate`), or a folder of ready ones to run."""
         self.pg = pg
         self.scripts = scripts
+        self.generate = generate
+        self.round_trips: dict[str, int] = {}
         self.products = products
         self.database = database
         self.pgbench = pg.bin_dir / "pgbench"
@@ -104,6 +112,16 @@ class PhysicalLimit:
                 (PRODUCT_STOCK, PRODUCT_STOCK, self.products),
             )
             await conn.execute("ANALYZE")
+        if self.generate:
+            recordings = await record_scripts(make_conninfo(url, options=f"-c search_path={SEARCH_PATH}"))
+            write_scripts(recordings, self.scripts)
+            self.round_trips = {rec.name: rec.round_trips for rec in recordings}
+        for name in SCRIPT_NAMES:  # a broken script fails here, not after minutes of other steps
+            if (self.scripts / name).exists():
+                await self.run(name, clients=1, duration_s=1, nproducts=self.products, transactions=1)
+
+    def script_texts(self) -> dict[str, str]:
+        return {name: (self.scripts / name).read_text() for name in SCRIPT_NAMES if (self.scripts / name).exists()}
 
     async def checkpoint(self) -> None:
         """Starts every measured step from a clean checkpoint, so no step pays for its predecessor's dirty pages."""
@@ -111,8 +129,10 @@ class PhysicalLimit:
             await admin.execute("CHECKPOINT")
 
     async def run(
-        self, script: str, *, clients: int, duration_s: float, nproducts: int, protocol: str = "extended"
+        self, script: str, *, clients: int, duration_s: float, nproducts: int, protocol: str = "extended",
+        transactions: int | None = None,
     ) -> PgbenchResult:
+        """`duration_s` of pgbench (`-T`), or exactly `transactions` per client (`-t`) when given."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}")
         seconds = max(1, round(duration_s))
@@ -125,7 +145,7 @@ class PhysicalLimit:
                 "-n",  # no vacuum of the standard pgbench tables (there are none)
                 "-M", protocol,
                 "-c", str(clients), "-j", str(threads),
-                "-T", str(seconds),
+                *(["-t", str(transactions)] if transactions else ["-T", str(seconds)]),
                 "-D", f"nproducts={nproducts}",
                 "-f", str(self.scripts / script),
                 "--log", f"--log-prefix={prefix}",

@@ -222,16 +222,22 @@ def render(results: dict[str, dict[str, Any]], top: int = 10) -> str:
         if "error" in summary:
             lines.append(f"  {name}: profile failed: {summary['error']}")
             continue
+        per_order = summary.get("cpu_us_per_order")
+
+        def us(row: dict[str, Any], per_order: float | None = per_order) -> str:
+            return f"{row['share'] * per_order:7.0f} µs/order" if per_order else ""
+
         lines.append(
             f"  {name}: {summary['samples']} CPU samples at {summary['rate_hz']} Hz over {summary['duration_s']} s"
             f" (≈{summary['cpu_share_of_one_core']:.2f} of one core busy in Python threads)"
+            + (f"; the process spent {per_order:.0f} µs of CPU per order (all threads)" if per_order else "")
         )
         lines.append("    who did the work (innermost frame outside event-loop glue; sums to 100%):")
         for row in summary["attributed"][:top + 5]:
-            lines.append(f"      {row['share'] * 100:5.1f}%  {row['name']}")
+            lines.append(f"      {row['share'] * 100:5.1f}% {us(row)}  {row['name']}")
         lines.append("    inclusive buckets (a sample counts if any frame is in the bucket):")
         for row in summary["buckets"]:
-            lines.append(f"      {row['share'] * 100:5.1f}%  {row['name']}")
+            lines.append(f"      {row['share'] * 100:5.1f}% {us(row)}  {row['name']}")
         lines.append("    self time by package:")
         for row in summary["self_by_package"][:top]:
             lines.append(f"      {row['share'] * 100:5.1f}%  {row['name']}")
@@ -240,5 +246,5 @@ def render(results: dict[str, dict[str, Any]], top: int = 10) -> str:
             lines.append(f"      {row['share'] * 100:5.1f}%  {row['name']}")
         lines.append("    project functions by inclusive time:")
         for row in summary["project_inclusive_top"][:top]:
-            lines.append(f"      {row['share'] * 100:5.1f}%  {row['name']}")
+            lines.append(f"      {row['share'] * 100:5.1f}% {us(row)}  {row['name']}")
     return "\n".join(lines)

@@ -184,3 +184,102 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> str:
             f"{_delta(_get(b, 'p99_ms'), _get(a, 'p99_ms'), '.2f'):>28}{ratio:>24}"
         )
     return "\n".join(lines)
+
+
+# --- issue 14's targets, from one run --------------------------------------------------------------------------
+TARGET_CLIENTS = 16
+TARGET_RATIO = 0.5  # HTTP checkout ÷ pgbench of the same SQL at 16 clients
+TARGET_P99_MS = 50.0
+TARGET_CPU_RATIO = 1.5  # (functions + inventory + postgres) per order ÷ postgres per pgbench checkout
+TARGET_HOT_RATIO = 0.9  # hot product orders/s at the most clients ÷ at the fewest
+PRODUCT = ("functions", "inventory", "postgres")
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _step(result: dict[str, Any], kind: str, case: str, clients: int) -> dict[str, Any] | None:
+    return next((s for s in result["steps"] if (s["kind"], s["case"], s["clients"]) == (kind, case, clients)), None)
+
+
+def targets(result: dict[str, Any]) -> str:
+    """The figures issue 14 asks for, each with its same-run ratio and whether the target is met."""
+    c = TARGET_CLIENTS
+    http, sql = _step(result, "http", "random", c), _step(result, "pgbench", "random", c)
+    lines = ["", f"Targets (issue 14), all from this run at {c} clients unless said otherwise:"]
+    if http and sql and sql["rate"]:
+        ratio = http["rate"] / sql["rate"]
+        lines.append(
+            f"  throughput  HTTP {http['rate']:.1f} orders/s (p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms)"
+            f" ÷ pgbench checkout SQL {sql['rate']:.1f}/s (p50 {sql['p50_ms']:.1f}, p99 {sql['p99_ms']:.1f} ms)"
+            f" = {ratio:.2f}× (target ≥ {TARGET_RATIO}×: {_verdict(ratio >= TARGET_RATIO)});"
+            f" p99 target ≤ {TARGET_P99_MS:g} ms: {_verdict(http['p99_ms'] <= TARGET_P99_MS)}"
+        )
+    else:
+        lines.append(f"  throughput  needs the HTTP and pgbench steps at {c} clients (--clients ...,{c})")
+    if http and sql and http.get("cpu_ms_per_order") and sql.get("cpu_ms_per_order"):
+        per = http["cpu_ms_per_order"]
+        product = sum(per.get(g, 0.0) for g in PRODUCT)
+        pg_alone = sql["cpu_ms_per_order"].get("postgres", 0.0)
+        cpu_ratio = product / pg_alone if pg_alone else float("inf")
+        lines.append(
+            "  CPU/order   product " + " + ".join(f"{g} {per.get(g, 0.0):.2f}" for g in PRODUCT)
+            + f" = {product:.2f} ms ÷ PostgreSQL per pgbench checkout {pg_alone:.2f} ms = {cpu_ratio:.2f}×"
+            f" (target ≤ {TARGET_CPU_RATIO}×: {_verdict(cpu_ratio <= TARGET_CPU_RATIO)});"
+            f" the services alone: {per.get('functions', 0.0) + per.get('inventory', 0.0):.2f} ms"
+        )
+        kernel = http.get("kernel_ms_per_order") or {}
+        if kernel:
+            lines.append("              of which in the kernel (syscalls: sockets, epoll): " + ", ".join(
+                f"{g} {v:.2f} ms ({v / per[g] * 100:.0f}%)" for g, v in kernel.items() if per.get(g)
+            ))
+    hot = sorted((s for s in result["steps"] if s["kind"] == "http" and s["case"] == "hot"),
+                 key=lambda s: s["clients"])
+    if len(hot) >= 2 and hot[0]["rate"]:
+        few, many = hot[0], hot[-1]
+        hot_ratio = many["rate"] / few["rate"]
+        lines.append(
+            f"  hot product {many['clients']} clients {many['rate']:.1f} orders/s ÷ {few['clients']} clients"
+            f" {few['rate']:.1f} = {hot_ratio:.2f}"
+            f" (target ≥ {TARGET_HOT_RATIO}: {_verdict(hot_ratio >= TARGET_HOT_RATIO)})"
+        )
+    peaks = (result.get("memory") or {}).get("phases", {}).get("http", {})
+    if peaks:
+        lines.append("  peak memory under HTTP load: " + ", ".join(
+            f"{g} PSS {p['peak_pss_mib']:.0f} MiB (RSS sum {p['peak_rss_mib']:.0f})" if g == "postgres"
+            else f"{g} RSS {p['peak_rss_mib']:.0f} MiB" for g, p in peaks.items() if g != "client"
+        ))
+    soak = result.get("soak")
+    if soak:
+        lines.append(f"  soak        {soak['duration_s']:.0f} s at {soak['clients']} clients: " + "; ".join(
+            f"{g} {m['start_mib']}→{m['end_mib']} MiB, {m['slope_mib_per_min']:+.2f} MiB/min"
+            for g, m in soak["memory"].items() if m and g != "client"
+        ))
+    else:
+        lines.append('  soak        not run (make bench ARGS="--soak 60")')
+    return "\n".join(lines)
+
+
+def soak_table(result: dict[str, Any]) -> str:
+    soak = result.get("soak")
+    if not soak:
+        return ""
+    lines = [
+        "",
+        f"Soak: {soak['duration_s']:.0f} s of HTTP at {soak['clients']} clients: {soak['rate']:.1f} orders/s,"
+        f" p50 {soak['p50_ms']:.2f} ms, p99 {soak['p99_ms']:.2f} ms, max {soak['max_ms']:.0f} ms;"
+        " memory over time (RSS; postgres: PSS sum of postmaster + backends); slope leaves out the first 10%",
+        f"  {'process':<10}{'samples':>8}{'start MiB':>11}{'end MiB':>9}{'min':>8}{'max':>8}{'slope MiB/min':>15}",
+    ]
+    for group, m in soak["memory"].items():
+        if not m:
+            continue
+        lines.append(
+            f"  {group:<10}{m['samples']:>8}{m['start_mib']:>11.1f}{m['end_mib']:>9.1f}{m['min_mib']:>8.1f}"
+            f"{m['max_mib']:>8.1f}{m['slope_mib_per_min']:>+15.3f}"
+        )
+    per = soak.get("cpu_ms_per_order") or {}
+    if per:
+        lines.append("  CPU ms/order over the soak: " + ", ".join(f"{g} {v:.3f}" for g, v in per.items() if v))
+    return "\n".join(lines)

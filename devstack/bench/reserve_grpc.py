@@ -82,7 +82,7 @@ async def run(clients: int, duration_s: float, nproducts: int, seed: int) -> dic
         await reserve_load(stack.inventory_target, products, clients, 2.0, seed + 1)  # warm-up, not measured
         load_before = load_average()
         grpc_result = await reserve_load(stack.inventory_target, products, clients, duration_s, seed)
-        limit = PhysicalLimit(stack.pg, products=nproducts)
+        limit = PhysicalLimit(stack.pg, products=nproducts, scripts=stack.options.data_dir / "pgbench")
         await limit.prepare()
         try:
             await limit.checkpoint()

@@ -23,12 +23,13 @@ import grpc
 
 from devstack.bench import profiling
 from devstack.bench.http_load import OrderMix, run_load
-from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, machine_busy_s
-from devstack.bench.pg_limit import SCRIPTS, PhysicalLimit
+from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, growth, machine_busy_s
+from devstack.bench.pg_limit import PhysicalLimit
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
+from valerix_common.db import prepare_threshold
 from valerix_common.embedded_pg import free_port
 
 log = logging.getLogger("devstack.bench")
@@ -37,6 +38,7 @@ HOT_PRODUCT = "bench-1"  # pgbench's -D nproducts=1 picks the same product
 RESTOCK_MAX = 1_000_000  # inventory_service.domain.rules.MAX_RESTOCK_QUANTITY: one Restock call adds at most this
 BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0"}
 # The bench always runs its own embedded server (pgbench needs it): outside database URLs are ignored.
+PREPARED_SETTING = "POSTGRES_PREPARED_STATEMENTS"
 OUTSIDE_DATABASES = ("INVENTORY_DATABASE_URL", "ORDERS_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")
 
 
@@ -48,14 +50,16 @@ class BenchOptions:
     products: int = 200
     warmup_s: float = 3.0
     ramp_s: float = 1.0
-    protocol: str = "extended"
-    scripts: Path = SCRIPTS
+    protocol: str = "auto"  # pgbench -M; auto = as the product's connections do (valerix_common.db)
+    scripts: Path | None = None  # None: generate them from the repositories' statements
     idempotency_keys: bool = False
     http: bool = True
     pgbench: bool = True
     reserve_only: bool = True
     profile: bool = False
     profile_clients: int = 16
+    soak_s: float = 0.0  # > 0: a soak at soak_clients with memory sampled over time (growth shows as a slope)
+    soak_clients: int = 16
     py_spy: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     label: str = ""
@@ -76,6 +80,7 @@ class Bench:
         self.groups: ProcessGroups | None = None
         self.sampler: MemorySampler | None = None
         self.steps: list[dict[str, Any]] = []
+        self.scripts: dict[str, str] = {}
         self.product_ids = [f"bench-{i}" for i in range(1, options.products + 1)]
 
     # --- the run ---------------------------------------------------------------------------------------------
@@ -86,6 +91,8 @@ class Bench:
         for name in OUTSIDE_DATABASES:
             os.environ.pop(name, None)
         env = {**BENCH_ENV, **opts.extra_env}
+        if opts.protocol == "auto":
+            opts.protocol = product_protocol(env)
         stack_options = StackOptions(
             data_dir=opts.data_dir,
             functions_port=free_port(),
@@ -96,6 +103,7 @@ class Bench:
         )
         self.stack = Stack(stack_options)
         profile: dict[str, Any] | None = None
+        soak: dict[str, Any] | None = None
         try:
             print(f"starting the stack under {opts.data_dir} ...", flush=True)
             await self.stack.start()
@@ -104,8 +112,14 @@ class Bench:
             print(f"restocking {opts.products} bench products ...", flush=True)
             await self._restock()
             if opts.pgbench:
-                self.limit = PhysicalLimit(stack.pg, products=opts.products, scripts=opts.scripts)
+                self.limit = PhysicalLimit(
+                    stack.pg, products=opts.products, scripts=opts.scripts or opts.data_dir / "pgbench",
+                    generate=opts.scripts is None,
+                )
                 await self.limit.prepare()
+                self.scripts = self.limit.script_texts()
+                print(f"pgbench scripts {'generated from the repositories into' if opts.scripts is None else 'from'}"
+                      f" {self.limit.scripts} (round trips: {self.limit.round_trips or 'as written'})", flush=True)
             self.groups = ProcessGroups(stack.functions.pid, stack.inventory.pid, stack.pg.pid)
             self.sampler = MemorySampler(self.groups)
             self.sampler.start()
@@ -129,6 +143,8 @@ class Bench:
                     await self._pgbench_step("hot", checkout, clients, 1)
                 if opts.http:
                     await self._http_step("hot", hot_mix, clients)
+            if opts.soak_s > 0 and opts.http:
+                soak = await self._soak_step(random_mix)
             if opts.profile:
                 profile = await self._profile_step(random_mix)
         finally:
@@ -156,8 +172,10 @@ class Bench:
             },
             "steps": self.steps,
             "ratios": ratios(self.steps),
+            "pgbench_scripts": self.scripts,
             "memory": self.sampler.to_json() if self.sampler else {},
             "profile": profile,
+            "soak": soak,
         }
 
     # --- set-up ----------------------------------------------------------------------------------------------
@@ -208,6 +226,7 @@ class Bench:
         end = end or self._snapshot()
         wall = end["wall"] - mark["wall"]
         cpu = cpu_delta(mark["cpu"], end["cpu"])
+        kernel = {k.removesuffix(".kernel"): cpu.pop(k) for k in [k for k in cpu if k.endswith(".kernel")]}
         ours = sum(cpu.values())
         machine = end["machine"] - mark["machine"]
         self.sampler.phase = "idle"
@@ -215,6 +234,7 @@ class Bench:
             "load_before": mark["load_before"],
             "cpu_s": cpu,
             "cpu_ms_per_order": {k: round(v * 1000 / units, 3) for k, v in cpu.items()} if units else {},
+            "kernel_ms_per_order": {k: round(v * 1000 / units, 3) for k, v in kernel.items()} if units else {},
             "busy_cores": {
                 "ours": round(ours / wall, 2),
                 "machine": round(machine / wall, 2),
@@ -264,6 +284,36 @@ class Bench:
               f"  p50 {summary['p50_ms']:6.2f} ms  p99 {summary['p99_ms']:7.2f} ms  load {step['load_before'][0]}"
               + (f"  NON-201: {bad}" if bad else ""), flush=True)
 
+    async def _soak_step(self, mix: OrderMix) -> dict[str, Any]:
+        """A long HTTP step with memory sampled over time: growth per process shows as start/end and a slope."""
+        assert self.sampler is not None
+        clients, seconds = self.options.soak_clients, self.options.soak_s
+        print(f"soak: {seconds:g} s of HTTP at {clients} clients, memory sampled every {self.sampler.interval_s} s",
+              flush=True)
+        await self._checkpoint()
+        mark: dict[str, Any] = {}
+        end: dict[str, Any] = {}
+
+        def window(edge: str) -> None:
+            if edge == "start":
+                mark.update(self._begin("soak"))
+                self.sampler.start_series()  # type: ignore[union-attr]
+            else:
+                end.update(self._snapshot())
+
+        result = await run_load(self._orders_url, mix, clients=clients, duration_s=seconds,
+                                ramp_s=self.options.ramp_s, seed=self.options.seed + 1000, on_window=window,
+                                max_requests=20_000_000, idempotency_keys=self.options.idempotency_keys)
+        series = self.sampler.stop_series()
+        summary = result.summary()
+        soak = {**summary, **self._end(mark, summary["responses"], end or None),
+                "memory": {group: growth(points) for group, points in sorted(series.items())},
+                "memory_series": series}
+        print(f"  soak {clients} clients: {summary['rate']:.1f} orders/s  p99 {summary['p99_ms']:.2f} ms  "
+              + "  ".join(f"{g} {m.get('start_mib')}→{m.get('end_mib')} MiB ({m.get('slope_mib_per_min'):+} MiB/min)"
+                          for g, m in soak["memory"].items() if m), flush=True)
+        return soak
+
     async def _profile_step(self, mix: OrderMix) -> dict[str, Any]:
         assert self.stack is not None and self.stack.functions is not None and self.stack.inventory is not None
         py_spy = profiling.find_py_spy(self.options.py_spy)
@@ -278,6 +328,8 @@ class Bench:
               f" under {clients} clients for {self.options.duration_s:g} s ...", flush=True)
         await self._checkpoint()
         load_before = load_average()
+        assert self.groups is not None
+        cpu_before = self.groups.cpu_seconds()
         recording = asyncio.create_task(
             profiling.record(py_spy, targets, self.options.duration_s + self.options.ramp_s, out_dir)
         )
@@ -285,6 +337,14 @@ class Bench:
                                 ramp_s=self.options.ramp_s, seed=self.options.seed + 99,
                                 idempotency_keys=self.options.idempotency_keys)
         summaries = await recording
+        cpu = {k: v for k, v in cpu_delta(cpu_before, self.groups.cpu_seconds()).items() if "." not in k}
+        responses = result.summary()["responses"] or 1
+        seconds_total = self.options.duration_s + self.options.ramp_s
+        rate = responses / self.options.duration_s
+        for name, summary in summaries.items():
+            # the profile spans ramp + window; per order uses the process's measured CPU over the same span
+            if name in cpu:
+                summary["cpu_us_per_order"] = round(cpu[name] / seconds_total / rate * 1e6, 1)
         return {
             "clients": clients,
             "load_before": load_before,
@@ -292,6 +352,20 @@ class Bench:
             "targets": summaries,
             "out_dir": str(out_dir),
         }
+
+
+def product_protocol(stack_env: dict[str, str]) -> str:
+    """The pgbench -M that sends statements as the product will: prepared once POSTGRES_PREPARED_STATEMENTS is on."""
+    saved = os.environ.get(PREPARED_SETTING)
+    if PREPARED_SETTING in stack_env:
+        os.environ[PREPARED_SETTING] = stack_env[PREPARED_SETTING]
+    try:
+        return "extended" if prepare_threshold() is None else "prepared"
+    finally:
+        if saved is None:
+            os.environ.pop(PREPARED_SETTING, None)
+        else:
+            os.environ[PREPARED_SETTING] = saved
 
 
 def ratios(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

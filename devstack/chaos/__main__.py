@@ -9,7 +9,6 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,16 +123,16 @@ def stack_env(s: Settings) -> dict[str, str]:
 
 
 async def wait_quiescent(url: str, timeout_s: float, grace_s: float, progress: Progress,
-                         backlog: Callable[[], Awaitable[int]] | None = None) -> tuple[bool, float]:
+                         env: dict[str, str] | None = None) -> tuple[bool, float]:
     """No pending order and no outstanding cancellation, twice, `grace_s` apart (late Gremlin calls land); and,
-    when `backlog` is given, no reservation event still on its way (so the catalogue copy can be compared)."""
+    given the stack's `env`, no reservation event still on its way (so the catalogue copy can be compared)."""
     started = time.monotonic()
     stable_since: float | None = None
     while time.monotonic() - started < timeout_s:
         try:
             counts = await order_counts(url)
-            if backlog is not None:
-                counts["events_backlog"] = await backlog()
+            if env is not None:
+                counts["events_backlog"] = await events_backlog(env)
         except Exception as exc:  # the database may be coming back
             log.info("quiescence poll failed: %r", exc)
             counts = {"pending": -1}
@@ -238,8 +237,7 @@ async def run(s: Settings) -> int:
             progress.say(f"[+{progress.elapsed():6.1f}s] settling: Gremlin and Schrödinger OFF via SetChaos; "
                          f"waiting up to {s.quiesce_timeout:.0f}s for quiescence")
             quiet, took = await wait_quiescent(stack.env["ORDERS_DATABASE_URL"], s.quiesce_timeout,
-                                               grace_s=s.max_delay + 1.5, progress=progress,
-                                               backlog=lambda: events_backlog(stack.env))
+                                               grace_s=s.max_delay + 1.5, progress=progress, env=stack.env)
             timings["quiesce"] = took
         finally:
             done.set()

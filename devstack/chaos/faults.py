@@ -14,18 +14,18 @@ import grpc
 import psycopg
 
 from devstack.stack import Stack
+from order_functions.config import VERIFY_QUEUE
+from order_functions.infrastructure.local_bus import local_queue
 from order_functions.infrastructure.local_queue import LocalQueue
 from order_functions.infrastructure.messaging import OutgoingMessage
+from protos import ADMIN_TOKEN_METADATA, chaos_to_pb, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
-from protos import inventory_stub
 from valerix_common.db import make_pool
 
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("duplicate", "kill-inventory", "restart-postgres", "bus-outage")
-ADMIN_TOKEN_METADATA = "x-valerix-admin-token"  # inventory_service.handlers.ADMIN_TOKEN_METADATA
-VERIFY_QUEUE = "verify-order"
 
 
 # --- inventory admin ---------------------------------------------------------------------------------------------
@@ -38,9 +38,9 @@ class ChaosConfig:
     crash_rate: float
 
     def to_pb(self) -> pb.ChaosSettings:
-        return pb.ChaosSettings(
-            gremlin_enabled=self.gremlin, gremlin_min_delay_s=self.min_delay_s, gremlin_max_delay_s=self.max_delay_s,
-            gremlin_pattern=self.pattern, schrodinger_crash_rate=self.crash_rate,
+        return chaos_to_pb(
+            gremlin_enabled=self.gremlin, min_delay_s=self.min_delay_s, max_delay_s=self.max_delay_s,
+            pattern=self.pattern, crash_rate=self.crash_rate,
         )
 
 
@@ -254,4 +254,4 @@ async def run_faults(faults: Faults, plan: list[ScheduledFault], progress: Calla
 
 def make_bus_queue(bus_url: str) -> tuple[Any, LocalQueue]:
     pool = make_pool(bus_url, name="chaos-bus", min_size=1, max_size=2, mode="password")
-    return pool, LocalQueue(pool, VERIFY_QUEUE)
+    return pool, local_queue(pool, VERIFY_QUEUE)

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,10 +23,11 @@ from inventory_service.server import RunningInventory, start_inventory
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
+from tests import REPO_ROOT
 from valerix_common.bus.publishers import BusSettings
 from valerix_common.embedded_pg import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 import psycopg
-from azure.functions.servicebus import ServiceBusMessage
 
 import function_app
+from devstack.functions_host import HostConfig, Outcome, QueuePump, read_functions
 from order_functions import bootstrap
 from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
-from order_functions.infrastructure.messaging import ReceivedMessage
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
 from valerix_common.local_bus import ORDER_SERVICE_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, subscription_queue
 
-FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+# The app's metadata read as the local host reads it (get_functions() may be called once per app).
+APP_FUNCTIONS = read_functions(function_app.app, HostConfig())
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **{f.name: f.user_function for f in APP_FUNCTIONS.http},
+    **{f.name: f.user_function for f in APP_FUNCTIONS.queues},
+    **{f.name: f.user_function for f in APP_FUNCTIONS.timers},
+}
+[VERIFY_FUNCTION] = [f for f in APP_FUNCTIONS.queues if f.name == "verify_order"]
+[EVENTS_FUNCTION] = [f for f in APP_FUNCTIONS.queues if f.name == "reservation_events"]
 
 
 def http_request(
@@ -41,14 +50,6 @@ async def call(name: str, req: func.HttpRequest) -> tuple[int, dict[str, Any], d
     resp: func.HttpResponse = await FUNCTIONS[name](req)
     body = json.loads(resp.get_body()) if resp.get_body() else {}
     return resp.status_code, body, dict(resp.headers)
-
-
-def service_bus_message(message: ReceivedMessage) -> ServiceBusMessage:
-    return ServiceBusMessage(
-        body=message.body, message_id=message.message_id, delivery_count=message.delivery_count,
-        application_properties=dict(message.application_properties), user_properties={},
-        content_type=message.content_type, lock_token=message.lock_token,
-    )
 
 
 @dataclass
@@ -84,25 +85,22 @@ class OrderHarness:
         return await call("create_order", http_request("POST", "orders", body, headers=headers))
 
     async def deliver_verify(self, max_rounds: int = 5, *, raise_failures: bool = True) -> list[str]:
-        """Feeds queued VerifyOrder messages to the trigger function like the host: complete on success, abandon
-        on failure. Returns the ids handled; failures are re-raised, or counted in `verify_failures`."""
-        queue = await self.queue()
+        """Feeds queued VerifyOrder messages to the trigger function through the local host's own queue pump
+        (complete on success, abandon on failure). Returns the ids handled; failures are re-raised, or counted in
+        `verify_failures`."""
+        pump = QueuePump(VERIFY_FUNCTION, await self.queue())
         handled: list[str] = []
         for _ in range(max_rounds):
-            batch = await queue.receive(max_messages=20)
-            if not batch:
+            deliveries = await pump.deliver_once(max_messages=20)
+            if not deliveries:
                 break
-            for message in batch:
-                try:
-                    await FUNCTIONS["verify_order"](service_bus_message(message))
-                except Exception:
-                    await queue.abandon(message.lock_token)
+            for delivery in deliveries:
+                if delivery.error is not None:
                     if raise_failures:
-                        raise
-                    self.verify_failures.append(message.message_id)
-                    continue
-                await queue.complete(message.lock_token)
-                handled.append(message.message_id)
+                        raise delivery.error
+                    self.verify_failures.append(delivery.message_id)
+                elif delivery.outcome is Outcome.COMPLETED:
+                    handled.append(delivery.message_id)
         return handled
 
 
@@ -115,29 +113,30 @@ class OrderHarness:
     async def deliver_events(
         self, max_wait_s: float = 10.0, *, until_order: str | None = None, until_type: str = ""
     ) -> list[str]:
-        """Feeds reservation events to their trigger like the host does (complete on success, abandon on failure),
-        waiting on the bus's NOTIFY; stops once `until_order`'s decision (of `until_type`) was handled, or nothing
-        came for `max_wait_s`. Returns the event types handled; failures are counted in `event_failures`."""
-        queue = await self.event_subscription()
+        """Feeds reservation events to their trigger through the local host's own queue pump (complete on success,
+        abandon on failure); stops once the function recorded `until_order`'s event of type `...until_type`, or
+        nothing came for `max_wait_s`. Returns the message ids completed; failures go to `event_failures`."""
+        pump = QueuePump(EVENTS_FUNCTION, await self.event_subscription())
         handled: list[str] = []
-        for _ in range(200):
-            batch = await queue.receive_wait(20, max_wait_s=max_wait_s, poll_interval_s=0.1)
-            if not batch:
+        idle_since = time.monotonic()
+        for _ in range(2000):  # bounded; each idle round sleeps 50 ms
+            deliveries = await pump.deliver_once(max_messages=20)
+            for delivery in deliveries:
+                if delivery.error is not None:
+                    self.event_failures.append(delivery.message_id)
+                elif delivery.outcome is Outcome.COMPLETED:
+                    handled.append(delivery.message_id)
+            if until_order is not None and self.sql(
+                "SELECT 1 FROM consumed_events WHERE order_id = %s AND event_type LIKE %s",
+                uuid.UUID(until_order), f"%{until_type}",
+            ):
                 break
-            done = False
-            for message in batch:
-                try:
-                    await FUNCTIONS["reservation_events"](service_bus_message(message))
-                except Exception:
-                    await queue.abandon(message.lock_token)
-                    self.event_failures.append(message.message_id)
-                    continue
-                await queue.complete(message.lock_token)
-                handled.append(message.application_properties.get("type", ""))
-                props = message.application_properties
-                done = done or (props.get("order_id") == until_order and props.get("type", "").endswith(until_type))
-            if done:
+            if deliveries:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= max_wait_s:
                 break
+            else:
+                await asyncio.sleep(0.05)
         return handled
 
 

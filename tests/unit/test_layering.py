@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import REPO_ROOT
+
+ROOT = REPO_ROOT
 PACKAGE = ROOT / "order_functions"
 
 # Imports a layer must not make (prefix match on the module name).
@@ -49,4 +51,15 @@ def test_http_status_codes_and_problems_live_in_the_interface() -> None:
     outside = [p for layer in ("domain", "application", "infrastructure") for p in (PACKAGE / layer).rglob("*.py")]
     offenders = [str(p.relative_to(ROOT)) for p in outside
                  if "STATUS_CODE_FOR" in p.read_text(encoding="utf-8") or "class Problem" in p.read_text("utf-8")]
+    assert offenders == []
+
+
+def test_the_interface_calls_use_cases_not_adapters() -> None:
+    """`OrderServices.adapters` is there for integration tests to arrange data; the interface must not use it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((PACKAGE / "interface").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr in {"adapters", "pool", "bus", "inventory"}
+    ]
     assert offenders == []
