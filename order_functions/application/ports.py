@@ -173,8 +173,9 @@ class OrderStore(OrderReader, Protocol):
 class CatalogueStore(Protocol):
     """The Order Service's copy of the catalogue. Stock figures only ever move to a higher per-product version."""
 
-    async def apply_levels(self, levels: tuple[StockLevel, ...]) -> int:
-        """Upserts stock levels from an event; returns how many rows moved to a newer version."""
+    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
+        """Upserts stock levels from an event and records the event as consumed, in one transaction; returns how
+        many rows moved to a newer version, or None when the event had been consumed already (nothing changed)."""
 
     async def apply_listing(self, products: list[ProductView]) -> int:
         """A full refresh: names and prices always, stock where the listing is not older than the copy."""

@@ -3,13 +3,15 @@ same conditional transition the HTTP path, VerifyOrder and the reconciler use (w
 the winner's result); stock.changed events keep the catalogue copy current.
 
 Idempotent by event id: a handled event is recorded in `consumed_events`, and a redelivery that finds it does
-nothing. The record is written after the effect, not with it; a crash in between is still safe because the effect
-itself is conditional (a second `pending -> confirmed` does not happen; an older stock version does not win)."""
+nothing. A stock change is recorded in the transaction that applies it. A decision is recorded after its
+transition (which goes through the shared seam, in its own statement); a crash in between is still safe because
+the transition itself is conditional (a second `pending -> confirmed` does not happen)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import UUID
 
 from order_functions.application.ports import (
     CatalogueStore,
@@ -48,16 +50,19 @@ class ApplyReservationEvent:
         self.consumed = consumed
 
     async def __call__(self, event: ReservationEvent) -> EventHandled:
+        if isinstance(event, StockChanged):
+            # the copy and the record of the event commit together: a redelivery finds the record and stops
+            moved = await self.catalogue.apply_levels(event.event_id, event.event_type, event.products)
+            if moved is None:
+                log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
+                return EventHandled("duplicate")
+            return EventHandled(APPLIED if moved else NO_OP)
         if await self.consumed.seen(event.event_id):
             log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
             return EventHandled("duplicate")
-        if isinstance(event, StockChanged):
-            moved = await self.catalogue.apply_levels(event.products)
-            handled = EventHandled(APPLIED if moved else NO_OP)
-            order_id = None
-        elif isinstance(event, ReservationDecision):
+        if isinstance(event, ReservationDecision):
             handled = await self._settle(event)
-            order_id = event.order_id
+            order_id: UUID | None = event.order_id
         else:
             assert isinstance(event, OtherEvent)
             log.warning("reservation event %s of unknown type %r skipped", event.event_id, event.event_type)

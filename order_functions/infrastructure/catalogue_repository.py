@@ -38,12 +38,19 @@ class CatalogueRepository:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def apply_levels(self, levels: tuple[StockLevel, ...]) -> int:
+    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
         moved = 0
         async with connection(self.pool) as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO consumed_events (event_id, event_type, effect) VALUES (%s, %s, 'applied')"
+                " ON CONFLICT (event_id) DO NOTHING", (event_id, event_type))
+            if cur.rowcount == 0:
+                return None  # a redelivery: the first delivery's changes stand
             for level in sorted(levels, key=lambda lv: lv.product_id):  # one lock order: no deadlocks
                 cur = await conn.execute(_APPLY_LEVEL, level.__dict__)
                 moved += cur.rowcount
+            if not moved:
+                await conn.execute("UPDATE consumed_events SET effect = 'no-op' WHERE event_id = %s", (event_id,))
         return moved
 
     async def apply_listing(self, products: list[ProductView]) -> int:

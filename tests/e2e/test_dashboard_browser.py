@@ -282,6 +282,11 @@ async def _chaos_off_and_green_again(s: Scenario) -> None:
     await page.get_by_role("button", name="All chaos off").click()
     await expect(page.locator("#chaos-state")).to_have_attribute("data-gremlin", "off")
     assert s.inventory.running.chaos.settings.gremlin_enabled is False
+    # the Gremlin's backlog (late calls, VerifyOrders, their events) runs in this same process: let it drain first
+    for _ in range(60):  # bounded: 15 s
+        if s.served.orders.count("orders WHERE status = 'pending'") == 0:
+            break
+        await asyncio.sleep(0.25)
     for _ in range(15):
         statuses = await push(s.served, s.load_product, 20)
         assert set(statuses) == {201}, statuses

@@ -32,7 +32,8 @@ class World:
 
 def build_world(cfg: OrderConfig | None = None) -> World:
     store, inventory, bus, metrics = FakeStore(), FakeInventory(), FakeBus(), FakeMetrics()
-    catalogue, consumed = FakeCatalogue(), FakeConsumed()
+    consumed = FakeConsumed()
+    catalogue = FakeCatalogue(consumed)
     services = wire(
         cfg or config(), orders=store, inventory=inventory, chaos=inventory, bus=bus, metrics=metrics,
         bus_kind="fake", queue_stats=bus, catalogue=catalogue, consumed=consumed,

@@ -225,10 +225,13 @@ class FakeInventory:
 class FakeCatalogue:
     """Keeps the highest version per product, as the real store does."""
 
-    def __init__(self) -> None:
+    def __init__(self, consumed: FakeConsumed) -> None:
         self.rows: dict[str, ProductView] = {}
+        self.consumed = consumed  # the same store as the use case's: the real one shares the database
 
-    async def apply_levels(self, levels: tuple[StockLevel, ...]) -> int:
+    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
+        if event_id in self.consumed.records:
+            return None
         moved = 0
         for lv in levels:
             old = self.rows.get(lv.product_id)
@@ -237,6 +240,7 @@ class FakeCatalogue:
                 self.rows[lv.product_id] = ProductView(lv.product_id, lv.name, price, lv.available, lv.reserved,
                                                        lv.shipped, lv.version, datetime.now(UTC))
                 moved += 1
+        self.consumed.records[event_id] = (event_type, None, "applied" if moved else "no-op")
         return moved
 
     async def apply_listing(self, products: list[ProductView]) -> int:
