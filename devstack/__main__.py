@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from devstack.backup.timer import interval_from_env
 from devstack.identity.cli import add_token_parser, run_token
 from devstack.stack import Stack, StackOptions
 from valerix_common.telemetry import configure_logging
@@ -15,7 +16,8 @@ log = logging.getLogger("devstack")
 
 
 async def run_up(args: argparse.Namespace) -> None:
-    options = StackOptions(functions_port=args.port, fresh=args.fresh, with_functions=not args.inventory_only)
+    options = StackOptions(functions_port=args.port, fresh=args.fresh, with_functions=not args.inventory_only,
+                           backup_every_s=interval_from_env())
     stack = Stack(options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

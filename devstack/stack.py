@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from devstack.backup.timer import SnapshotTimer, backup_dir_from_env
 from devstack.identity import LocalIssuer
 from devstack.identity.settings import ORDERS_AUDIENCE, issuer_port
 from devstack.supervisor import Supervised, python_argv, wait_for
@@ -33,6 +34,7 @@ class StackOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     with_functions: bool = True
     fresh: bool = False  # start from an empty database
+    backup_every_s: float = 0.0  # > 0: a restore point that often while the stack runs (`make up`)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Stack:
     functions: Supervised | None = None
     issuer: LocalIssuer | None = None
     env: dict[str, str] = field(default_factory=dict)
+    backup_timer: SnapshotTimer | None = None
 
     @property
     def api_base(self) -> str:
@@ -82,6 +85,8 @@ class Stack:
             "FUNCTIONS_HTTP_PORT": str(opts.functions_port),
             # the dashboard's chaos switches: on for the local stack only (never set in Azure)
             "ADMIN_API_ENABLED": os.environ.get("ADMIN_API_ENABLED", "true"),
+            # a 5 s reconciler locally (chaos runs quiesce fast); Azure runs it every 5 minutes so Flex can idle
+            "RECONCILE_SCHEDULE": os.environ.get("RECONCILE_SCHEDULE", "*/5 * * * * *"),
             # the Order Service's token settings (same names as in Azure); the inventory's follow once the
             # order side sends its own token (INVENTORY_AUTH_*, see docs/identity.md)
             "AUTH_ISSUER": self.issuer.url,
@@ -104,9 +109,15 @@ class Stack:
             )
             await self.functions.start()
             await wait_for("functions host", self._functions_healthy, timeout_s=60)
+        if opts.backup_every_s > 0:
+            urls = {"orders": orders_url, "inventory": inventory_url}
+            self.backup_timer = SnapshotTimer(urls, backup_dir_from_env(), opts.backup_every_s)
+            self.backup_timer.start()
         return self
 
     async def stop(self) -> None:
+        if self.backup_timer:
+            await self.backup_timer.stop()
         for child in (self.functions, self.inventory):
             if child:
                 await child.stop()
@@ -153,6 +164,7 @@ class Stack:
             f"Logs:             {self.options.data_dir / 'logs'}",
             f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
             f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
+            "Backups:          " + (self.backup_timer.describe() if self.backup_timer else "timer off"),
         ]
         return "\n".join(lines)
 

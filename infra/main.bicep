@@ -3,7 +3,7 @@
 //
 //   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam
 //
-// See infra/README.md for the full order (image build, DB roles, code publish, smoke test).
+// See infra/README.md for the full order (image build, deployment, code publish, smoke test).
 targetScope = 'resourceGroup'
 
 @description('Region for every resource (must offer Flex Consumption: az functionapp list-flexconsumption-locations).')
@@ -36,6 +36,12 @@ param postgresAdminPrincipalType string = 'User'
 @description('General Purpose SKU: PgBouncer is not offered on Burstable.')
 param postgresSkuName string = 'Standard_D2ds_v5'
 
+@description('Application ID URI (or client id) of the Order API app registration: the audience of callers\' tokens.')
+param orderApiAudience string
+
+@description('Application ID URI of the Inventory API app registration: the audience of the Order Service\'s token.')
+param inventoryApiAudience string = 'api://valerix-inventory'
+
 @description('Optional action group id for the response-time alert.')
 param alertActionGroupId string = ''
 
@@ -55,6 +61,9 @@ var postgresServerName = 'psql-${base}'
 var storageAccountName = take(toLower(replace('st${namePrefix}${suffix}', '-', '')), 24)
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var roleAcrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+// Entra ID v2 tokens of this tenant (docs/identity.md)
+var tokenIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+var registryServer = empty(acrName) ? '' : '${acrName}${environment().suffixes.acrLoginServer}'
 
 // ---------------------------------------------------------------- identities
 resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
@@ -65,6 +74,13 @@ resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023
 
 resource inventoryIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-inventory-${base}'
+  location: location
+  tags: tags
+}
+
+// Entra administrator of PostgreSQL for automation: the database-roles job runs as it (modules/dbroles.bicep).
+resource dbAdminIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-pgadmin-${base}'
   location: location
   tags: tags
 }
@@ -110,6 +126,8 @@ module postgres 'modules/postgres.bicep' = {
     adminPrincipalType: postgresAdminPrincipalType
     skuName: postgresSkuName
     skuTier: 'GeneralPurpose'
+    automationAdminPrincipalId: dbAdminIdentity.properties.principalId
+    automationAdminName: dbAdminIdentity.name
     tags: tags
   }
 }
@@ -132,6 +150,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     namespaceName: 'sb-${base}'
     queueName: verifyQueueName
     functionPrincipalId: functionIdentity.properties.principalId
+    inventoryPrincipalId: inventoryIdentity.properties.principalId
     tags: tags
   }
 }
@@ -151,21 +170,67 @@ resource inventoryAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+resource dbAdminAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(acrName)) {
+  name: guid(resourceGroup().id, acrName, dbAdminIdentity.id, roleAcrPull)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleAcrPull)
+    principalId: dbAdminIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+module containerAppsEnvironment 'modules/containerapps-environment.bicep' = {
+  name: 'containerapps-environment'
+  params: {
+    location: location
+    environmentName: 'cae-${base}'
+    infrastructureSubnetId: network.outputs.containerAppsSubnetId
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    tags: tags
+  }
+}
+
+// The Entra roles of both app identities, created inside the VNet before either app starts (no public access).
+module dbRoles 'modules/dbroles.bicep' = {
+  name: 'dbroles'
+  params: {
+    location: location
+    jobName: 'job-dbroles-${suffix}'
+    environmentId: containerAppsEnvironment.outputs.environmentId
+    image: inventoryImage
+    registryServer: registryServer
+    adminIdentityId: dbAdminIdentity.id
+    adminIdentityClientId: dbAdminIdentity.properties.clientId
+    adminPrincipalId: dbAdminIdentity.properties.principalId
+    adminRoleName: postgres.outputs.automationAdminName
+    postgresFqdn: postgres.outputs.fqdn
+    roleGrants: '${functionIdentity.name}=orders;${inventoryIdentity.name}=inventory'
+    tags: tags
+  }
+  dependsOn: [
+    dbAdminAcrPull
+  ]
+}
+
 module containerApps 'modules/containerapps.bicep' = {
   name: 'containerapps'
   params: {
     location: location
-    environmentName: 'cae-${base}'
+    environmentId: containerAppsEnvironment.outputs.environmentId
     containerAppName: 'ca-inventory-${suffix}'
-    infrastructureSubnetId: network.outputs.containerAppsSubnetId
-    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
     image: inventoryImage
-    registryServer: empty(acrName) ? '' : '${acrName}${environment().suffixes.acrLoginServer}'
+    registryServer: registryServer
     identityId: inventoryIdentity.id
     identityClientId: inventoryIdentity.properties.clientId
     // Entra role name = identity name (created by pgaadauth_create_principal, see README); port 6432 = PgBouncer.
     inventoryDatabaseUrl: 'postgresql://${inventoryIdentity.name}@${postgres.outputs.fqdn}:6432/inventory?sslmode=require'
     appInsightsConnectionString: monitoring.outputs.connectionString
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    authIssuer: tokenIssuer
+    authAudience: inventoryApiAudience
+    // only the Order Service's identity may call (client id in azp/appid, object id in oid)
+    allowedCallers: '${functionIdentity.properties.clientId},${functionIdentity.properties.principalId}'
     gremlinMode: gremlinMode
     schrodingerCrashRate: schrodingerCrashRate
     minReplicas: 1
@@ -173,6 +238,7 @@ module containerApps 'modules/containerapps.bicep' = {
   }
   dependsOn: [
     inventoryAcrPull
+    dbRoles
   ]
 }
 
@@ -180,12 +246,12 @@ module containerApps 'modules/containerapps.bicep' = {
 module containerAppsDns 'modules/private-dns-zone.bicep' = {
   name: 'containerapps-dns'
   params: {
-    zoneName: containerApps.outputs.defaultDomain
+    zoneName: containerAppsEnvironment.outputs.defaultDomain
     vnetId: network.outputs.vnetId
     aRecords: [
       {
         name: '*'
-        ipv4Address: containerApps.outputs.staticIp
+        ipv4Address: containerAppsEnvironment.outputs.staticIp
       }
     ]
     tags: tags
@@ -209,10 +275,14 @@ module functionApp 'modules/functionapp.bicep' = {
     verifyQueueName: serviceBus.outputs.queueName
     inventoryGrpcTarget: '${containerApps.outputs.fqdn}:443'
     ordersDatabaseUrl: 'postgresql://${functionIdentity.name}@${postgres.outputs.fqdn}:6432/orders?sslmode=require'
+    authIssuer: tokenIssuer
+    authAudience: orderApiAudience
+    inventoryAuthAudience: inventoryApiAudience
     tags: tags
   }
   dependsOn: [
     containerAppsDns
+    dbRoles
   ]
 }
 
@@ -220,8 +290,8 @@ module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   params: {
     alertName: 'alert-${base}-response-time'
+    location: location
     appInsightsId: monitoring.outputs.appInsightsId
-    functionAppName: functionApp.outputs.functionAppName
     actionGroupId: alertActionGroupId
     thresholdMilliseconds: 1000
     tags: tags
@@ -241,7 +311,8 @@ module workbook 'modules/workbook.bicep' = {
 output checkoutBaseUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
 output functionAppName string = functionApp.outputs.functionAppName
 output containerAppName string = containerApps.outputs.containerAppName
-output containerAppsEnvironmentName string = containerApps.outputs.environmentName
+output containerAppsEnvironmentName string = containerAppsEnvironment.outputs.environmentName
+output dbRolesJobName string = dbRoles.outputs.jobName
 output inventoryGrpcTarget string = '${containerApps.outputs.fqdn}:443'
 output postgresServerName string = postgres.outputs.serverName
 output postgresFqdn string = postgres.outputs.fqdn
@@ -251,6 +322,8 @@ output inventoryIdentityName string = inventoryIdentity.name
 output inventoryIdentityClientId string = inventoryIdentity.properties.clientId
 output serviceBusNamespace string = serviceBus.outputs.fullyQualifiedNamespace
 output verifyQueueName string = serviceBus.outputs.queueName
+output reservationTopicName string = serviceBus.outputs.reservationTopicName
+output orderTopicName string = serviceBus.outputs.orderTopicName
 output storageAccountName string = storage.outputs.storageAccountName
 output appInsightsName string = monitoring.outputs.appInsightsName
 output vnetName string = network.outputs.vnetName

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -95,3 +96,31 @@ def health_app(monitor: HealthMonitor) -> web.Application:
     app = web.Application()
     app.router.add_get("/health", handle)
     return app
+
+
+# Hosts that mean "every interface". asyncio sets IPV6_V6ONLY on a socket bound to `::`, so that socket alone
+# refuses 127.0.0.1: probes over IPv4 (Container Apps, the compose HEALTHCHECK) would never see a healthy replica.
+_ANY_HOST = {"", "::", "[::]", "*"}
+
+
+async def start_health_site(runner: web.AppRunner, host: str, port: int) -> int:
+    """Serves the health app on `host:port`; a wildcard host binds IPv4 and IPv6 on one port. Returns the port."""
+    host = host.strip()
+    if host not in _ANY_HOST:
+        site = web.TCPSite(runner, host=host.strip("[]"), port=port)
+        await site.start()
+        return _bound_port(runner, port)
+    await web.TCPSite(runner, host="0.0.0.0", port=port).start()
+    bound = _bound_port(runner, port)  # port 0: IPv6 joins the port IPv4 was given
+    try:
+        await web.TCPSite(runner, host="::", port=bound).start()
+    except OSError as exc:
+        if exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+            raise
+        log.warning("IPv6 is not available here (%s): health answers on IPv4 only", exc)
+    return bound
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    ports = [address[1] for address in runner.addresses if isinstance(address, tuple)]
+    return int(ports[0]) if ports else requested

@@ -14,9 +14,9 @@ from grpc_reflection.v1alpha import reflection
 
 from inventory_service.config import InventoryConfig
 from inventory_service.handlers import InventoryServicer
-from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app
+from inventory_service.health import SERVICE_NAME, HealthMonitor, health_app, start_health_site
 from inventory_service.middleware.auth import caller_auth_interceptors
-from inventory_service.middleware.chaos import Chaos, ChaosSettings
+from inventory_service.middleware.chaos import Chaos, ChaosSettings, PgCallCounter
 from inventory_service.middleware.interceptors import GremlinInterceptor
 from inventory_service.relay import OutboxRelay, start_relay
 from inventory_service.repository import MIGRATIONS, StockRepository
@@ -61,6 +61,9 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
     relay = await start_relay(config, repository)  # sends what a crashed predecessor committed, at once
 
     chaos = chaos or Chaos(ChaosSettings.from_env())
+    counter = PgCallCounter(pool)
+    await counter.start()
+    chaos.share_counter(counter)  # `every:N` holds across replicas on this database
     server = grpc.aio.server(
         interceptors=[*caller_auth_interceptors(config.caller_auth, config.host), GremlinInterceptor(chaos)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
@@ -86,9 +89,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
     monitor.start()
     runner = web.AppRunner(health_app(monitor), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host=config.host.strip("[]") or None, port=config.health_port)
-    await site.start()
-    health_port = runner.addresses[0][1] if runner.addresses else config.health_port
+    health_port = await start_health_site(runner, config.host, config.health_port)
 
     await server.start()
     log.info(

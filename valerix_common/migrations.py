@@ -1,4 +1,11 @@
-"""Versioned SQL migrations, applied at start-up, idempotently, under an advisory lock."""
+"""Versioned SQL migrations, applied at start-up, idempotently, serialised across replicas.
+
+The lock is a transaction-scoped advisory lock (`pg_advisory_xact_lock`) taken at the start of each migration's
+own transaction: behind PgBouncer in transaction pooling (Azure's port 6432) consecutive transactions of one client
+may run on different server connections, so a session lock (`pg_advisory_lock`) taken in one could be "released"
+on another backend and never actually be freed, or not held while the migration runs. Inside one transaction the
+lock, the version check and the DDL share one backend, and COMMIT or ROLLBACK releases it wherever it ran.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,10 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x56414C45  # "VALE": any fixed key; serialises concurrent start-ups of replicas
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
 
 
 def migration_files(folder: Path) -> list[tuple[int, Path]]:
@@ -29,30 +40,25 @@ def migration_files(folder: Path) -> list[tuple[int, Path]]:
 
 
 async def apply_migrations(conn: AsyncConnection[Any], folder: Path) -> list[int]:
-    """Applies every migration not yet recorded; returns the versions applied now."""
+    """Applies every migration not yet recorded, each in its own locked transaction; returns the versions applied."""
+    files = migration_files(folder)  # a badly named file fails before anything is written
+    async with conn.transaction():
+        # concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalogue: under the lock too
+        await _lock(conn)
+        await conn.execute(_CREATE_TABLE)
     applied_now: list[int] = []
-    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cur = await conn.execute("SELECT version FROM schema_migrations")
-        done = {_first(row) for row in await cur.fetchall()}
-        for version, path in migration_files(folder):
-            if version in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(path.read_text())  # type: ignore[arg-type]
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name)
-                )
-            log.info("applied migration %s", path.name)
-            applied_now.append(version)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    for version, path in files:
+        async with conn.transaction():
+            await _lock(conn)
+            cur = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,))
+            if await cur.fetchone() is not None:
+                continue  # applied earlier, or by a replica that held the lock before us
+            await conn.execute(path.read_text())  # type: ignore[arg-type]
+            await conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, path.name))
+        log.info("applied migration %s", path.name)
+        applied_now.append(version)
     return applied_now
 
 
-def _first(row: Any) -> Any:
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]
+async def _lock(conn: AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))

@@ -9,6 +9,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,17 +29,27 @@ def _run(cmd: list[str], timeout_s: float = 600) -> bytes:
     return result.stdout
 
 
-def dump_databases(urls: dict[str, str], bin_dir: Path | None = None) -> bytes:
-    """A gzipped tar: `<name>.dump` per database and `manifest.json` with sizes and SHA-256 sums."""
+def dump_databases(urls: dict[str, str], bin_dir: Path | None = None, *, point_id: str = "",
+                   created_at: datetime | None = None) -> bytes:
+    """A gzipped tar: `<name>.dump` per database and `manifest.json` with sizes and SHA-256 sums.
+
+    Each dump is one transaction's snapshot of its database. The dumps run side by side so the two databases
+    are read at nearly the same moment; what a cross-database gap leaves (a reservation without its order, an
+    order still pending) is exactly what the reconciler settles after a restore.
+    """
     bin_dir = bin_dir or find_binaries()
-    manifest: dict[str, object] = {"format": FORMAT, "created_at": datetime.now(UTC).isoformat(), "databases": {}}
+    created = (created_at or datetime.now(UTC)).isoformat()
+    databases: dict[str, dict[str, object]] = {}
+    manifest: dict[str, object] = {"format": FORMAT, "point_id": point_id, "created_at": created,
+                                   "databases": databases}
+    names = sorted(urls)
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        dumps = list(pool.map(
+            lambda n: _run([str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--dbname", urls[n]]), names))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, url in sorted(urls.items()):
-            dump = _run([str(bin_dir / "pg_dump"), "--format=custom", "--no-owner", "--dbname", url])
-            manifest["databases"][name] = {  # type: ignore[index]
-                "file": f"{name}.dump", "bytes": len(dump), "sha256": hashlib.sha256(dump).hexdigest(),
-            }
+        for name, dump in zip(names, dumps, strict=True):
+            databases[name] = {"file": f"{name}.dump", "bytes": len(dump), "sha256": hashlib.sha256(dump).hexdigest()}
             _add(tar, f"{name}.dump", dump)
         _add(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
     return buffer.getvalue()

@@ -70,11 +70,12 @@ async def read_orders(url: str) -> tuple[list[OrderRow], list[IdempotencyRow], d
     return orders, idem, times
 
 
-async def read_api(base: str, order_ids: list[str], concurrency: int = 16) -> tuple[dict[str, str | None],
-                                                                                     dict[str, int]]:
+async def read_api(base: str, order_ids: list[str], concurrency: int = 16,
+                   token: str | None = None) -> tuple[dict[str, str | None], dict[str, int]]:
     statuses: dict[str, str | None] = {}
     sem = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30), headers=headers) as http:
 
         async def one(oid: str) -> None:
             async with sem:
@@ -127,10 +128,10 @@ async def events_backlog(env: dict[str, str]) -> int:
 
 
 async def snapshot(env: dict[str, str], base: str, client_keys: dict[tuple[str, str], list[str]],
-                   seen: set[str]) -> tuple[Snapshot, dict[str, OrderTimes]]:
+                   seen: set[str], token: str | None = None) -> tuple[Snapshot, dict[str, OrderTimes]]:
     products, reservations = await read_inventory(env["INVENTORY_DATABASE_URL"])
     orders, idem, times = await read_orders(env["ORDERS_DATABASE_URL"])
-    api_orders, api_products = await read_api(base, [o.order_id for o in orders])
+    api_orders, api_products = await read_api(base, [o.order_id for o in orders], token=token)
     snap = Snapshot(products, reservations, orders, idem, client_keys, set(seen), api_orders, api_products)
     await read_events(env, snap)
     return snap, times

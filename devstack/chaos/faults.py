@@ -53,9 +53,9 @@ class InventoryAdmin:
         self.metadata = ((ADMIN_TOKEN_METADATA, token),)
 
     async def _with_retry(self, what: str, call: Callable[[pb_grpc.InventoryServiceAsyncStub], Any],
-                          attempts: int = 20) -> Any:
+                          attempts: int = 60) -> Any:
         last: Exception | None = None
-        for _ in range(attempts):  # bounded; the inventory may be restarting
+        for _ in range(attempts):  # bounded (~30 s+); the inventory may be restarting after a crash
             async with grpc.aio.insecure_channel(self.target) as channel:
                 try:
                     return await call(inventory_stub(channel))

@@ -51,6 +51,7 @@ class Report:
     invariants: list[InvariantResult]
     slow_path: list[SlowPathRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fault_windows: list[dict[str, Any]] = field(default_factory=list)  # POST /orders answer times per window
 
     @property
     def ok(self) -> bool:
@@ -87,6 +88,7 @@ class Report:
             "invariants": [r.to_json() for r in self.invariants],
             "slow_path": [vars(r) for r in self.slow_path],
             "notes": self.notes,
+            "post_orders_by_fault_window": self.fault_windows,
         }
 
     def summary(self) -> str:

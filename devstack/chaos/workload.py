@@ -9,6 +9,7 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,7 @@ class Outcome:
     first_latency_s: float | None = None  # of that answer
     first_order_status: str | None = None
     answered_at: float | None = None  # monotonic
+    started_at: float | None = None  # monotonic, when the first POST went out
     cancel_status: int | None = None
     ship_status: int | None = None
     error: str | None = None
@@ -103,6 +105,7 @@ class Outcome:
 class Observations:
     http_status: Counter[str] = field(default_factory=Counter)
     post_latencies_s: list[float] = field(default_factory=list)  # every POST /orders round trip
+    post_calls: list[tuple[float, float]] = field(default_factory=list)  # (monotonic start, seconds) of each
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     client_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     seen_order_ids: set[str] = field(default_factory=set)
@@ -123,11 +126,20 @@ class Observations:
         return oid
 
 
+TokenFor = Callable[[str], str | None]  # customer id → a bearer token for that customer (None: send none)
+
+
 class Client:
-    def __init__(self, base: str, http: aiohttp.ClientSession, obs: Observations) -> None:
+    def __init__(self, base: str, http: aiohttp.ClientSession, obs: Observations,
+                 token_for: TokenFor | None = None) -> None:
         self.base = base
         self.http = http
         self.obs = obs
+        self.token_for = token_for or (lambda _customer: None)
+
+    def auth(self, customer: str) -> dict[str, str]:
+        token = self.token_for(customer)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _call(self, method: str, path: str, label: str, **kw: Any) -> tuple[int, Any, float]:
         started = time.monotonic()
@@ -148,14 +160,16 @@ class Client:
 
     async def post_order(self, planned: PlannedOrder) -> tuple[int, Any, float]:
         """POST until a final answer (201/202/409 rejected/200/4xx); retries 5xx, errors, 409 in flight."""
-        headers = {"Idempotency-Key": planned.idem_key}
+        headers = {"Idempotency-Key": planned.idem_key, **self.auth(planned.customer_id)}
         deadline = time.monotonic() + MAX_RETRY_WINDOW_S
         status, body, elapsed = 0, None, 0.0
         for _ in range(MAX_ATTEMPTS):
+            started = time.monotonic()
             status, body, elapsed = await self._call("POST", "/orders", "POST /orders", json=planned.body(),
                                                      headers=headers)
             if status:
                 self.obs.post_latencies_s.append(elapsed)
+                self.obs.post_calls.append((started, elapsed))
             self.obs.note_order(planned, body)
             in_flight = status == 409 and isinstance(body, dict) and "in-flight" in str(body.get("type", ""))
             if status and status < 500 and not in_flight:
@@ -165,10 +179,11 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         return status, body, elapsed
 
-    async def cancel(self, order_id: str) -> int:
+    async def cancel(self, order_id: str, customer: str) -> int:
         status = 0
         for _ in range(10):
-            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel")
+            status, body, _ = await self._call("POST", f"/orders/{order_id}/cancel", "POST /cancel",
+                                               headers=self.auth(customer))
             if isinstance(body, dict) and isinstance(body.get("order_id"), str):
                 self.obs.seen_order_ids.add(body["order_id"])
             if status and status < 500:
@@ -176,18 +191,23 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         return status
 
-    async def ship_when_confirmed(self, order_id: str) -> int:
-        """Polls (bounded) until the order settles; ships it if confirmed, retrying while the outcome is unknown."""
+    async def ship_when_confirmed(self, order_id: str, customer: str) -> int:
+        """Polls (bounded) until the order settles; ships it if confirmed (as operations), retrying while the
+        outcome is unknown."""
+        from devstack.chaos.session import OPS  # the checker's ops identity (session imports this module)
+
         status, body = 0, None
         for _ in range(SHIP_POLLS):
-            status, body, _ = await self._call("GET", f"/orders/{order_id}", "GET /orders/{id}")
+            status, body, _ = await self._call("GET", f"/orders/{order_id}", "GET /orders/{id}",
+                                               headers=self.auth(customer))
             if isinstance(body, dict) and body.get("status") not in (None, "pending"):
                 break
             await asyncio.sleep(RETRY_PAUSE_S)
         if not isinstance(body, dict) or body.get("status") != "confirmed":
             return 0  # rejected, cancelled or never settled: nothing to ship
         for _ in range(SHIP_POLLS):
-            status, body, _ = await self._call("POST", f"/orders/{order_id}/ship", "POST /ship")
+            status, body, _ = await self._call("POST", f"/orders/{order_id}/ship", "POST /ship",
+                                               headers=self.auth(OPS))
             if status and status < 500:
                 return status
             await asyncio.sleep(RETRY_PAUSE_S)
@@ -197,6 +217,7 @@ class Client:
         out = Outcome(planned)
         self.obs.outcomes[planned.index] = out
         self.obs.sent += 1
+        out.started_at = time.monotonic()
         status, body, elapsed = await self.post_order(planned)
         self.obs.answered += 1
         out.first_status, out.first_latency_s, out.answered_at = status, elapsed, time.monotonic()
@@ -211,20 +232,21 @@ class Client:
             await self.post_order(planned)  # identical request, same key: must replay the same order
         if planned.cancel_after_s is not None and out.order_id:
             await asyncio.sleep(planned.cancel_after_s)
-            out.cancel_status = await self.cancel(out.order_id)
+            out.cancel_status = await self.cancel(out.order_id, planned.customer_id)
         elif planned.ship and out.order_id:
-            out.ship_status = await self.ship_when_confirmed(out.order_id)
+            out.ship_status = await self.ship_when_confirmed(out.order_id, planned.customer_id)
         self.obs.done += 1
 
 
-async def run_workload(base: str, plan: WorkloadPlan, clients: int, obs: Observations) -> None:
+async def run_workload(base: str, plan: WorkloadPlan, clients: int, obs: Observations,
+                       token_for: TokenFor | None = None) -> None:
     queue: asyncio.Queue[PlannedOrder] = asyncio.Queue()
     for p in plan.orders:
         queue.put_nowait(p)
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-        client = Client(base, http, obs)
+        client = Client(base, http, obs, token_for)
 
         async def worker() -> None:
             while True:

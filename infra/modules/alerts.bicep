@@ -1,28 +1,29 @@
-// Average server response time of the Order Service's HTTP functions > 1 s.
+// Order Service average API response time > 1 s: a log search alert over the span the app itself emits for
+// every HTTP call (response-time.kql explains which table it lands in).
 //
-// Metric choice: Flex Consumption apps do not emit the App Service HTTP platform metrics
-// (AverageResponseTime / HttpResponseTime on Microsoft.Web/sites) that Consumption/Premium/Dedicated
-// apps do, so the alert uses Application Insights' standard metric `requests/duration`
-// ("Server response time", milliseconds) filtered to the function app's cloud role name.
+// Why not the `requests/duration` metric: in host.json `telemetryMode: OpenTelemetry` the Functions host exports
+// logs and traces, not its standard metrics, so a metric alert on it may never fire; Flex Consumption also has no
+// App Service HTTP metrics. tests/integration/telemetry/test_alert_signal.py feeds the span the code really emits through the
+// Azure Monitor exporter's own mapping and checks that this query selects it.
 //
-// Window: the brief asks for ~30 s; a metric alert's smallest windowSize/evaluationFrequency is
-// PT1M, so this fires when the 1-minute average exceeds 1 s, evaluated every minute. A true 30 s
-// window would need a log search alert on `requests` (its minimum frequency is also 1 minute).
+// Window: 1 minute, evaluated every minute (the shortest log-alert frequency; the brief's 30 s window is the
+// dashboard's, bin(timestamp, 30s)).
 param alertName string
+param location string
 param appInsightsId string
-@description('cloud_RoleName the function app reports (its site name)')
-param functionAppName string
 @description('Optional action group resource id; empty = alert without notifications')
 param actionGroupId string = ''
 param thresholdMilliseconds int = 1000
 param tags object = {}
 
-resource responseTimeAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+resource responseTimeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: alertName
-  location: 'global'
+  location: location
   tags: tags
+  kind: 'LogAlert'
   properties: {
-    description: 'Order Service average server response time above ${thresholdMilliseconds} ms (1-minute window).'
+    displayName: alertName
+    description: 'Order Service average API response time above ${thresholdMilliseconds} ms (1-minute window).'
     severity: 2
     enabled: true
     scopes: [
@@ -31,35 +32,26 @@ resource responseTimeAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
     evaluationFrequency: 'PT1M'
     windowSize: 'PT1M'
     autoMitigate: true
-    targetResourceType: 'microsoft.insights/components'
     criteria: {
-      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
       allOf: [
         {
-          criterionType: 'StaticThresholdCriterion'
-          name: 'avg-server-response-time'
-          metricNamespace: 'microsoft.insights/components'
-          metricName: 'requests/duration'
+          query: loadTextContent('response-time.kql')
+          timeAggregation: 'Average'
+          metricMeasureColumn: 'duration'
           operator: 'GreaterThan'
           threshold: thresholdMilliseconds
-          timeAggregation: 'Average'
-          dimensions: [
-            {
-              name: 'cloud/roleName'
-              operator: 'Include'
-              values: [
-                functionAppName
-              ]
-            }
-          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
         }
       ]
     }
-    actions: empty(actionGroupId) ? [] : [
-      {
-        actionGroupId: actionGroupId
-      }
-    ]
+    actions: {
+      actionGroups: empty(actionGroupId) ? [] : [
+        actionGroupId
+      ]
+    }
   }
 }
 

@@ -1,9 +1,8 @@
-// Internal (VNet-only) Container Apps environment + the inventory gRPC service.
+// The inventory gRPC service in the internal Container Apps environment.
 param location string
-param environmentName string
+@description('Resource id of the internal Container Apps environment')
+param environmentId string
 param containerAppName string
-param infrastructureSubnetId string
-param logAnalyticsWorkspaceId string
 @description('Full image reference, e.g. myacr.azurecr.io/valerix-inventory:1.0.0')
 param image string
 @description('Login server of the registry the image lives in (e.g. myacr.azurecr.io); empty for a public image')
@@ -14,6 +13,12 @@ param identityId string
 param identityClientId string
 param inventoryDatabaseUrl string
 param appInsightsConnectionString string
+@description('Service Bus namespace host name: the inventory publishes reservation-events there')
+param serviceBusFullyQualifiedNamespace string
+@description('Token issuer, audience and allowed caller ids for the caller check (inventory_service/middleware/auth.py)')
+param authIssuer string
+param authAudience string
+param allowedCallers string
 param gremlinMode bool = false
 param gremlinMinDelaySeconds string = '2'
 param gremlinMaxDelaySeconds string = '5'
@@ -26,50 +31,6 @@ param tags object = {}
 var grpcPort = 50051
 var healthPort = 8081
 
-resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
-  name: environmentName
-  location: location
-  tags: tags
-  properties: {
-    vnetConfiguration: {
-      infrastructureSubnetId: infrastructureSubnetId
-      // internal: the environment gets only a private static IP inside the VNet.
-      internal: true
-    }
-    workloadProfiles: [
-      {
-        name: 'Consumption'
-        workloadProfileType: 'Consumption'
-      }
-    ]
-    // Logs go through the diagnostic setting below (no workspace shared key in the template).
-    appLogsConfiguration: {
-      destination: 'azure-monitor'
-    }
-    zoneRedundant: false
-  }
-}
-
-resource environmentLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
-  name: 'to-log-analytics'
-  scope: environment
-  properties: {
-    workspaceId: logAnalyticsWorkspaceId
-    logs: [
-      {
-        categoryGroup: 'allLogs'
-        enabled: true
-      }
-    ]
-    metrics: [
-      {
-        category: 'AllMetrics'
-        enabled: true
-      }
-    ]
-  }
-}
-
 resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
   name: containerAppName
   location: location
@@ -81,13 +42,15 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
     }
   }
   properties: {
-    environmentId: environment.id
+    environmentId: environmentId
     workloadProfileName: 'Consumption'
     configuration: {
       activeRevisionsMode: 'Single'
       ingress: {
-        // Reachable only from inside the environment's VNet (the function app via VNet integration).
-        external: false
+        // In an INTERNAL environment `external: true` means "reachable from the VNet" (the environment has only a
+        // private IP); `external: false` would limit it to apps of this environment, and the VNet-integrated
+        // function app would get 404 from the environment proxy (microsoft/azure-container-apps#1714, #1391).
+        external: true
         // gRPC needs end-to-end HTTP/2.
         transport: 'http2'
         targetPort: grpcPort
@@ -141,6 +104,24 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
               value: appInsightsConnectionString
             }
             {
+              // the same identity-based connection setting the function app uses (azure-identity, AZURE_CLIENT_ID)
+              name: 'ServiceBusConnection__fullyQualifiedNamespace'
+              value: serviceBusFullyQualifiedNamespace
+            }
+            {
+              // bound to [::], the inventory refuses to start without these
+              name: 'INVENTORY_AUTH_ISSUER'
+              value: authIssuer
+            }
+            {
+              name: 'INVENTORY_AUTH_AUDIENCE'
+              value: authAudience
+            }
+            {
+              name: 'INVENTORY_ALLOWED_CALLERS'
+              value: allowedCallers
+            }
+            {
               name: 'OTEL_SERVICE_NAME'
               value: 'inventory-service'
             }
@@ -175,8 +156,11 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
                 port: healthPort
                 scheme: 'HTTP'
               }
+              // failureThreshold is 1..10 in the Container Apps API: 10 x 3 s = 30 s to start (migrations + seed)
+              initialDelaySeconds: 2
               periodSeconds: 3
-              failureThreshold: 20
+              timeoutSeconds: 3
+              failureThreshold: 10
             }
             {
               type: 'Liveness'
@@ -210,14 +194,7 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
       }
     }
   }
-  dependsOn: [
-    environmentLogs
-  ]
 }
 
-output environmentId string = environment.id
-output environmentName string = environment.name
-output defaultDomain string = environment.properties.defaultDomain
-output staticIp string = environment.properties.staticIp
 output containerAppName string = inventory.name
 output fqdn string = inventory.properties.configuration.ingress.fqdn

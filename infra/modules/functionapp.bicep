@@ -20,8 +20,14 @@ param verifyQueueName string = 'verify-order'
 param inventoryGrpcTarget string
 param ordersDatabaseUrl string
 param inventoryTimeoutSeconds string = '2'
+@description('Token issuer and audience of API callers; the audience the managed identity asks the inventory token for')
+param authIssuer string
+param authAudience string
+param inventoryAuthAudience string
 param reconcileStaleAfterSeconds string = '30'
 param reconcileGiveUpAfterSeconds string = '600'
+@description('Six-field NCRONTAB. Every 5 minutes lets Flex Consumption scale to zero between runs; the reconciler is the fallback behind VerifyOrder and the events, not the main path.')
+param reconcileSchedule string = '0 */5 * * * *'
 @allowed([
   2048
   4096
@@ -45,7 +51,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Every value here is a plain setting or an identity reference: no keys, no connection strings
-// for storage or Service Bus (tests/infra/test_bicep.py enforces it).
+// for storage or Service Bus (tests/unit/infra/test_bicep.py enforces it).
 var appSettings = {
   // Host storage through the user-assigned identity.
   AzureWebJobsStorage__accountName: storageAccountName
@@ -64,8 +70,14 @@ var appSettings = {
   // Container Apps ingress terminates TLS on 443.
   INVENTORY_GRPC_TLS: 'true'
   INVENTORY_TIMEOUT_SECONDS: inventoryTimeoutSeconds
+  // bearer tokens (docs/identity.md): callers' tokens, and the identity's own token for the inventory
+  AUTH_ISSUER: authIssuer
+  AUTH_AUDIENCE: authAudience
+  INVENTORY_AUTH_AUDIENCE: inventoryAuthAudience
   RECONCILE_STALE_AFTER_SECONDS: reconcileStaleAfterSeconds
   RECONCILE_GIVE_UP_AFTER_SECONDS: reconcileGiveUpAfterSeconds
+  // read when the app is indexed (order_functions/interface/bus_functions.py)
+  RECONCILE_SCHEDULE: reconcileSchedule
   // Admin endpoints are never enabled in Azure.
   ADMIN_API_ENABLED: 'false'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString

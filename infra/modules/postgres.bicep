@@ -6,9 +6,9 @@
 // VNet through Flex VNet integration and the inventory runs inside the VNet, so neither needs a
 // public endpoint.
 //
-// Roles for the app identities are NOT created here (ARM cannot run SQL): after deployment an Entra
-// admin runs pgaadauth_create_principal(...) for each identity and grants it its own database
-// only — see infra/README.md. The Entra administrator below is a human or group (parameter).
+// Roles for the app identities are created by dbroles.bicep (a Container Apps job inside the VNet) running as
+// the second Entra administrator below, a managed identity; the first is a human or group (parameter) for
+// break-glass access from inside the VNet.
 param location string
 param serverName string
 param delegatedSubnetId string
@@ -23,6 +23,9 @@ param adminPrincipalName string
   'ServicePrincipal'
 ])
 param adminPrincipalType string = 'Group'
+@description('Object (principal) id and name of the managed identity the database-roles job runs as')
+param automationAdminPrincipalId string
+param automationAdminName string
 @description('General Purpose or Memory Optimized: the built-in PgBouncer is not available on Burstable.')
 param skuName string = 'Standard_D2ds_v5'
 @allowed([
@@ -116,6 +119,20 @@ resource admin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08
   ]
 }
 
+resource automationAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = {
+  parent: server
+  name: automationAdminPrincipalId
+  properties: {
+    principalName: automationAdminName
+    principalType: 'ServicePrincipal'
+    tenantId: subscription().tenantId
+  }
+  dependsOn: [
+    admin
+  ]
+}
+
 output serverName string = server.name
 output fqdn string = server.properties.fullyQualifiedDomainName
 output pgbouncerPort int = 6432
+output automationAdminName string = automationAdmin.properties.principalName

@@ -1,10 +1,13 @@
 """The chaos switches: the Gremlin (latency) and Schrödinger's Warehouse (crash after commit).
 
-Settings start from the environment and can be changed at run time through the admin SetChaos RPC.
+Settings start from the environment and can be changed at run time through the admin SetChaos RPC. The control
+channel itself (GetChaos, SetChaos, Restock) is never delayed, so "chaos off" acts at once. `every:N` counts calls
+in a sequence in the inventory database, shared by every replica on it, so the pattern holds across replicas.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -12,6 +15,10 @@ import re
 import sys
 import threading
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
 
 from inventory_service.metrics import CRASHES
 from valerix_common.env import SettingError, env_bool, env_float, env_int, env_str
@@ -20,6 +27,18 @@ log = logging.getLogger(__name__)
 
 _EVERY = re.compile(r"^every:([1-9][0-9]{0,5})$")
 CRASH_EXIT_CODE = 75
+# The control channel: an operator switching chaos off must not wait out the Gremlin first.
+CONTROL_METHODS = frozenset(
+    f"/valerix.inventory.v1.InventoryService/{name}" for name in ("GetChaos", "SetChaos", "Restock")
+)
+
+
+class CallCounter(Protocol):
+    """Numbers Gremlin-eligible calls 1, 2, 3, … across every replica; `reset` starts again from 1."""
+
+    async def next(self) -> int: ...
+
+    async def reset(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,13 @@ class Chaos:
         seed = seed if seed is not None else (env_int("GREMLIN_SEED", 0) or None)
         self._rng = random.Random(seed)
         self.delays_injected = 0
+        self._shared: CallCounter | None = None
+        self._shared_reset_due = False
+
+    def share_counter(self, counter: CallCounter) -> None:
+        """From now on `every:N` counts on `counter` (which the caller has just restarted)."""
+        with self._lock:
+            self._shared = counter
 
     @property
     def settings(self) -> ChaosSettings:
@@ -69,6 +95,7 @@ class Chaos:
         with self._lock:
             self._settings = settings.validated()
             self._calls = 0
+            self._shared_reset_due = True
         log.warning("chaos settings changed: %s", self._settings)
         return self._settings
 
@@ -85,6 +112,31 @@ class Chaos:
             self.delays_injected += 1
             return self._rng.uniform(s.min_delay_s, s.max_delay_s)
 
+    async def delay_for(self, method: str) -> float:
+        """`next_delay` for one RPC: control calls are never held; `every:N` counts on the shared counter."""
+        if method in CONTROL_METHODS:
+            return 0.0
+        with self._lock:
+            s, shared, reset = self._settings, self._shared, self._shared_reset_due
+            self._shared_reset_due = False
+        match = _EVERY.match(s.pattern)
+        if not (s.gremlin_enabled and match and shared is not None):
+            return self.next_delay()
+        try:
+            if reset:
+                await shared.reset()
+            n = await shared.next()
+        except Exception as exc:  # the database may be restarting: count locally until it is back
+            log.warning("gremlin: shared call counter unavailable (%r); counting in this process", exc)
+            with self._lock:
+                self._shared_reset_due = self._shared_reset_due or reset
+            return self.next_delay()
+        if n % int(match.group(1)) != 0:
+            return 0.0
+        with self._lock:
+            self.delays_injected += 1
+            return self._rng.uniform(s.min_delay_s, s.max_delay_s)
+
     def should_crash(self) -> bool:
         with self._lock:
             rate = self._settings.crash_rate
@@ -98,3 +150,33 @@ class Chaos:
             handler.flush()
         sys.stderr.flush()
         os._exit(CRASH_EXIT_CODE)
+
+
+class PgCallCounter:
+    """`CallCounter` on a PostgreSQL sequence: nextval is atomic and outside transactions, so replicas share it."""
+
+    SEQUENCE = "gremlin_call_seq"
+
+    def __init__(self, pool: AsyncConnectionPool[Any], timeout_s: float = 1.0) -> None:
+        self.pool = pool
+        self.timeout_s = timeout_s  # a database that is down must not stall the call past its own delay
+
+    async def start(self) -> None:
+        """Creates the sequence if needed and restarts the count: a replica that starts begins the pattern anew."""
+        async with asyncio.timeout(self.timeout_s * 20), self.pool.connection(timeout=self.timeout_s * 10) as conn:
+            try:
+                await conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {self.SEQUENCE}")
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+                log.info("gremlin call sequence created by another replica meanwhile")
+        await self.reset()
+
+    async def next(self) -> int:
+        async with asyncio.timeout(self.timeout_s * 2), self.pool.connection(timeout=self.timeout_s) as conn:
+            cur = await conn.execute(f"SELECT nextval('{self.SEQUENCE}') AS n")
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row["n"] if isinstance(row, dict) else row[0])
+
+    async def reset(self) -> None:
+        async with asyncio.timeout(self.timeout_s * 2), self.pool.connection(timeout=self.timeout_s) as conn:
+            await conn.execute(f"SELECT setval('{self.SEQUENCE}', 1, false)")

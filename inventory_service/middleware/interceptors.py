@@ -43,7 +43,7 @@ class GremlinInterceptor(grpc.aio.ServerInterceptor):
 
         async def delayed_then_completed(request: Any, context: Any) -> Any:
             async def run() -> Any:
-                delay = chaos.next_delay()
+                delay = await chaos.delay_for(method)
                 if delay > 0:
                     log.info("gremlin: delaying %s by %.2fs", method, delay)
                     GREMLIN_DELAY.record(delay, {"rpc.method": method})

@@ -16,13 +16,14 @@ from order_functions.application.verify_queue import parse_verify_body
 from order_functions.bootstrap import get_services
 from order_functions.config import RESERVATION_EVENTS_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, VERIFY_QUEUE
 from order_functions.domain.reservation_events import PoisonEvent, parse_reservation_event
+from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("valerix.orders")
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-RECONCILE_SCHEDULE = "*/5 * * * * *"
+RECONCILE_SCHEDULE = env_str("RECONCILE_SCHEDULE", "0 */5 * * * *")  # Flex idles between runs; devstack: 5 s
 CATALOGUE_REFRESH_SCHEDULE = "*/30 * * * * *"  # the safety net for lost or late stock events
 
 

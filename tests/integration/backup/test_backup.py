@@ -9,9 +9,8 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestServer
 
-from devstack.backup.archive import BackupError, read_archive, restore_databases
+from devstack.backup.archive import BackupError, read_archive
 from devstack.backup.quota import DailyQuota
-from devstack.backup.run import take_backup
 from devstack.backup.service import BackupServiceClient, QuotaExceeded, stand_in_app
 from valerix_common.embedded_pg import EmbeddedPostgres
 
@@ -35,33 +34,17 @@ def _rows(url: str) -> list[tuple[int, str]]:
         return conn.execute("SELECT id, v FROM t ORDER BY id").fetchall()
 
 
-async def test_backup_is_one_upload_and_restores_both_databases(databases: dict[str, str], tmp_path: Path) -> None:
+async def test_the_service_itself_refuses_a_second_call_within_the_day(tmp_path: Path) -> None:
     server = TestServer(stand_in_app(tmp_path / "service"), host="127.0.0.1")
     await server.start_server()
     try:
-        url = str(server.make_url(""))
-        now = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-        first = await take_backup(databases, tmp_path / "local", url, now=now)
-        assert first.uploaded
-        stored = tmp_path / "service" / first.archive_path.name
-        assert stored.read_bytes() == first.archive_path.read_bytes()
-        manifest, dumps = read_archive(stored.read_bytes())
-        assert set(dumps) == {"orders", "inventory"} and manifest["format"] == "valerix-backup/1"
-
-        # the same day: the client does not even call; a local copy is still taken
-        second = await take_backup(databases, tmp_path / "local", url, now=now + timedelta(hours=23))
-        assert not second.uploaded and "next upload" in second.detail
-        assert second.archive_path.exists()
-        # and the service itself refuses a second call within the day
-        with pytest.raises(QuotaExceeded):
-            await BackupServiceClient(url).upload("sneaky.tar.gz", b"x")
-
-        with psycopg.connect(databases["orders"], autocommit=True) as conn:
-            conn.execute("DELETE FROM t")
-            conn.execute("INSERT INTO t VALUES (3, 'after the backup')")
-        assert restore_databases(stored.read_bytes(), databases) == ["inventory", "orders"]
-        assert _rows(databases["orders"]) == [(1, "orders"), (2, "two")]
-        assert _rows(databases["inventory"]) == [(1, "inventory"), (2, "two")]
+        client = BackupServiceClient(str(server.make_url("")))
+        receipt = await client.upload("first.tar.gz", b"x")
+        assert receipt["bytes"] == 1
+        with pytest.raises(QuotaExceeded) as refused:
+            await client.upload("sneaky.tar.gz", b"y")
+        assert 0 < refused.value.retry_after_s <= 86400
+        assert not (tmp_path / "service" / "sneaky.tar.gz").exists()
     finally:
         await server.close()
 

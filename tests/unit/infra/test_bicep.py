@@ -15,6 +15,7 @@ import pytest
 
 from tests.unit.infra._helpers import (
     INFRA,
+    REPO_ROOT,
     bicep_files,
     contract,
     iso_seconds,
@@ -51,6 +52,8 @@ def test_expected_bicep_files_exist() -> None:
         "modules/storage.bicep",
         "modules/monitoring.bicep",
         "modules/alerts.bicep",
+        "modules/dbroles.bicep",
+        "modules/containerapps-environment.bicep",
     ):
         assert required in names
 
@@ -115,14 +118,49 @@ def test_verify_queue_properties() -> None:
     assert props.get("requiresSession") in (None, False)
 
 
-def test_service_bus_roles_for_function_identity() -> None:
-    doc = module("servicebus")
-    roles = {role_definition_guid(doc, r) for r in resources_of_type(doc, "Microsoft.Authorization/roleAssignments")}
-    assert {SB_DATA_SENDER, SB_DATA_RECEIVER} <= roles
+def _role_grants(doc: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(scope resource, principal, role GUID) of every role assignment in a parsed file."""
+    grants = set()
     for r in resources_of_type(doc, "Microsoft.Authorization/roleAssignments"):
         props = resource_config(r)["properties"]
-        assert props["principalId"] == "functionPrincipalId"
         assert props["principalType"] == "ServicePrincipal"
+        principal = props["principalId"]
+        if isinstance(principal, dict):  # identity.properties.principalId
+            principal = next(x for x in string_leaves(principal) if x.endswith("Identity"))
+        grants.add((resource_config(r)["scope"], principal, role_definition_guid(doc, r)))
+    return grants
+
+
+def test_service_bus_roles_each_scoped_to_one_entity() -> None:
+    assert _role_grants(module("servicebus")) == {
+        ("queue", "functionPrincipalId", SB_DATA_SENDER),
+        ("queue", "functionPrincipalId", SB_DATA_RECEIVER),
+        ("reservationTopic", "inventoryPrincipalId", SB_DATA_SENDER),
+        ("orderServiceSubscription", "functionPrincipalId", SB_DATA_RECEIVER),
+        ("orderTopic", "functionPrincipalId", SB_DATA_SENDER),
+        ("notificationsSubscription", "functionPrincipalId", SB_DATA_RECEIVER),
+    }
+    params = main_bicep()["modules"]["serviceBus"]["config"]["params"]
+    assert "inventoryIdentity" in string_leaves(params["inventoryPrincipalId"])
+    assert "functionIdentity" in string_leaves(params["functionPrincipalId"])
+
+
+def test_event_topics_and_subscriptions() -> None:
+    doc = module("servicebus")
+    topics = {resolve(doc, resource_config(r)["name"]): resource_config(r)
+              for r in resources_of_type(doc, "Microsoft.ServiceBus/namespaces/topics")}
+    assert set(topics) == {"reservation-events", "order-events"}
+    subscriptions = {
+        (resource_config(r)["parent"], resource_config(r)["name"])
+        for r in resources_of_type(doc, "Microsoft.ServiceBus/namespaces/topics/subscriptions")
+    }
+    assert subscriptions == {("reservationTopic", "order-service"), ("orderTopic", "notifications")}
+    topic_props = resolve(doc, "topicProperties")
+    assert topic_props["requiresDuplicateDetection"] is True  # a relay's re-send of one event id is dropped
+    sub_props = resolve(doc, "subscriptionProperties")
+    assert sub_props["maxDeliveryCount"] == 10 and sub_props["deadLetteringOnMessageExpiration"] is True
+    for topic in topics.values():
+        assert topic["properties"] == "topicProperties"
 
 
 # ------------------------------------------------------------------ storage
@@ -227,25 +265,48 @@ def _inventory_app() -> tuple[dict[str, Any], dict[str, Any]]:
     return doc, one_resource(doc, "Microsoft.App/containerApps")
 
 
-def test_container_app_internal_grpc_ingress() -> None:
+def test_container_app_ingress_reachable_from_the_vnet_over_http2() -> None:
     doc, app = _inventory_app()
     ingress = app["properties"]["configuration"]["ingress"]
-    assert ingress["external"] is False
+    # internal environment + external: true = reachable from the VNet only (false: only from this environment)
+    assert ingress["external"] is True
     assert ingress["transport"] == "http2"
+    assert ingress["allowInsecure"] is False
     assert resolve(doc, ingress["targetPort"]) == 50051
-    env = one_resource(doc, "Microsoft.App/managedEnvironments")
+    env = one_resource(module("containerapps-environment"), "Microsoft.App/managedEnvironments")
     assert env["properties"]["vnetConfiguration"]["internal"] is True
     assert env["properties"]["vnetConfiguration"]["infrastructureSubnetId"] == "infrastructureSubnetId"
+    assert app["properties"]["environmentId"] == "environmentId"
+    env_id = main_bicep()["modules"]["containerApps"]["config"]["params"]["environmentId"]
+    assert "containerAppsEnvironment" in string_leaves(env_id)
 
 
-def test_container_app_probes_on_health_port() -> None:
+# Container Apps API limits for probes.
+PROBE_LIMITS = {"failureThreshold": (1, 10), "successThreshold": (1, 10), "periodSeconds": (1, 240),
+                "timeoutSeconds": (1, 240), "initialDelaySeconds": (0, 60)}
+
+
+def test_container_app_probes_on_health_port_within_api_limits() -> None:
     doc, app = _inventory_app()
     container = app["properties"]["template"]["containers"][0]
     probes = {p["type"]: p for p in container["probes"]}
-    assert {"Liveness", "Readiness"} <= set(probes)
-    for probe in probes.values():
+    assert set(probes) == {"Startup", "Liveness", "Readiness"}
+    for kind, probe in probes.items():
         assert resolve(doc, probe["httpGet"]["port"]) == 8081
         assert probe["httpGet"]["path"] == "/health"
+        for key, (low, high) in PROBE_LIMITS.items():
+            if key in probe:
+                assert low <= probe[key] <= high, f"{kind} probe {key}={probe[key]} outside {low}..{high}"
+    startup = probes["Startup"]
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 30  # room for migrations + seed
+
+
+def test_inventory_gets_the_service_bus_namespace() -> None:
+    _, app = _inventory_app()
+    env = {e["name"]: e["value"] for e in app["properties"]["template"]["containers"][0]["env"]}
+    assert env["ServiceBusConnection__fullyQualifiedNamespace"] == "serviceBusFullyQualifiedNamespace"
+    params = main_bicep()["modules"]["containerApps"]["config"]["params"]
+    assert "serviceBus" in string_leaves(params["serviceBusFullyQualifiedNamespace"])
 
 
 def test_container_app_scale_and_identity() -> None:
@@ -277,17 +338,18 @@ def test_container_app_env_covers_contract_and_chaos_is_off() -> None:
     assert main_params["schrodingerCrashRate"]["default"] == "0"
 
 
-def test_acr_pull_role_for_inventory_identity() -> None:
+def test_acr_pull_roles_for_the_image_users() -> None:
     doc = main_bicep()
     pulls = [
-        r
+        resource_config(r)
         for r in resources_of_type(doc, "Microsoft.Authorization/roleAssignments")
         if role_definition_guid(doc, r) == ACR_PULL
     ]
-    assert len(pulls) == 1
-    props = resource_config(pulls[0])["properties"]
-    assert "inventoryIdentity" in string_leaves(props["principalId"])
-    assert resource_config(pulls[0])["scope"] == "registry"
+    # the inventory app and the database-roles job both run the inventory image
+    principals = {next(x for x in string_leaves(p["properties"]["principalId"]) if x.endswith("Identity"))
+                  for p in pulls}
+    assert principals == {"inventoryIdentity", "dbAdminIdentity"}
+    assert {p["scope"] for p in pulls} == {"registry"}
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -334,17 +396,21 @@ def test_app_insights_is_workspace_based() -> None:
     assert one_resource(doc, "Microsoft.OperationalInsights/workspaces")
 
 
-def test_response_time_alert() -> None:
+def test_response_time_alert_is_a_log_search_over_the_apps_own_spans() -> None:
     doc = module("alerts")
-    alert = one_resource(doc, "Microsoft.Insights/metricAlerts")
+    assert not resources_of_type(doc, "Microsoft.Insights/metricAlerts")  # requests/duration may never be emitted
+    alert = one_resource(doc, "Microsoft.Insights/scheduledQueryRules")
+    assert alert["kind"] == "LogAlert"
     props = alert["properties"]
-    assert props["windowSize"] == "PT1M"
-    assert props["evaluationFrequency"] == "PT1M"
+    assert props["scopes"] == ["appInsightsId"]
+    assert props["windowSize"] == "PT1M" and props["evaluationFrequency"] == "PT1M"
     (criterion,) = props["criteria"]["allOf"]
-    assert criterion["metricName"] == "requests/duration"
-    assert criterion["metricNamespace"] == "microsoft.insights/components"
-    assert criterion["operator"] == "GreaterThan"
+    loaded = criterion["query"]["function"]
+    assert loaded["type"] == "load_text_content"
+    assert (INFRA / "modules" / loaded["parameters"]["file_path"]).is_file()
+    assert criterion["metricMeasureColumn"] == "duration"
     assert criterion["timeAggregation"] == "Average"
+    assert criterion["operator"] == "GreaterThan"
     assert resolve(doc, criterion["threshold"]) == 1000
     assert main_bicep()["modules"]["alerts"]["config"]["params"]["thresholdMilliseconds"] == 1000
 
@@ -380,3 +446,86 @@ def test_workbook_has_the_dashboard_panels() -> None:
     assert "bin(timestamp, 30s)" in queries["response-time"] and "1000" in queries["response-time"]
     assert "'SLOW'" in queries["alert-state"] and "ago(30s)" in queries["alert-state"]
     assert main_bicep()["modules"]["workbook"]["config"]["params"]["appInsightsId"]
+
+
+# ------------------------------------------------------------------ database roles (inside the VNet)
+
+
+def test_database_roles_job_runs_in_the_internal_environment_as_the_entra_admin() -> None:
+    doc = module("dbroles")
+    job = one_resource(doc, "Microsoft.App/jobs")
+    props = job["properties"]
+    assert props["environmentId"] == "environmentId"  # the internal (VNet-injected) environment
+    assert props["configuration"]["triggerType"] == "Manual"
+    assert list(job["identity"]["userAssignedIdentities"]) == ["'${adminIdentityId}'"]
+    container = props["template"]["containers"][0]
+    assert container["command"] == ["python", "-m", "valerix_common.db_roles"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env == {"PGHOST": "postgresFqdn", "PG_ADMIN_ROLE": "adminRoleName",
+                   "AZURE_CLIENT_ID": "adminIdentityClientId", "DB_ROLE_GRANTS": "roleGrants"}
+    source = (REPO_ROOT / "valerix_common" / "db_roles.py").read_text(encoding="utf-8")
+    assert "pgaadauth_create_principal" in source and "port=5432" in source
+
+    params = main_bicep()["modules"]["dbRoles"]["config"]["params"]
+    assert "containerAppsEnvironment" in string_leaves(params["environmentId"])
+    assert "dbAdminIdentity" in string_leaves(params["adminIdentityId"])
+    assert params["roleGrants"] == "${functionIdentity.name}=orders;${inventoryIdentity.name}=inventory"
+    assert params["image"] == "inventoryImage"  # the image that carries valerix_common + psycopg + azure-identity
+    # the same identity is a PostgreSQL Entra administrator
+    pg_params = main_bicep()["modules"]["postgres"]["config"]["params"]
+    assert "dbAdminIdentity" in string_leaves(pg_params["automationAdminPrincipalId"])
+    admins = [resource_config(r) for r in resources_of_type(module("postgres"),
+                                                              "Microsoft.DBforPostgreSQL/flexibleServers/administrators")]
+    automation = [a for a in admins if a["name"] == "automationAdminPrincipalId"]
+    assert len(automation) == 1 and automation[0]["properties"]["principalType"] == "ServicePrincipal"
+
+
+def test_database_roles_run_during_deployment_before_the_apps_and_never_open_the_server() -> None:
+    doc = module("dbroles")
+    script = one_resource(doc, "Microsoft.Resources/deploymentScripts")
+    assert script["kind"] == "AzureCLI"
+    assert script["properties"]["forceUpdateTag"] == "runTag"  # runs on every deployment (utcNow default)
+    assert doc["parameters"]["runTag"]["default"]["function"]["type"] == "utc_now"
+    script_file = script["properties"]["scriptContent"]["function"]["parameters"]["file_path"]
+    text = (INFRA / "modules" / script_file).read_text(encoding="utf-8")
+    assert "/start?api-version=" in text and "/executions/" in text and "exit 1" in text
+    for opening in ("firewall", "public-access", "publicNetworkAccess", "psql"):
+        assert opening not in text, f"the script must not {opening}: the SQL runs in the job, inside the VNet"
+    assert "subnetIds" not in json.dumps(script)  # management plane only: it needs no network path to the server
+    # the script's identity may start only this job
+    assert _role_grants(doc) == {("job", "adminPrincipalId", "b24988ac-6180-42a0-ab88-20f7382dd24c")}
+    mods = main_bicep()["modules"]
+    assert "dbRoles" in mods["containerApps"]["config"]["dependsOn"]
+    assert "dbRoles" in mods["functionApp"]["config"]["dependsOn"]
+    server = one_resource(module("postgres"), "Microsoft.DBforPostgreSQL/flexibleServers")
+    assert server["properties"]["network"]["publicNetworkAccess"] == "Disabled"
+    for path in bicep_files():
+        assert not resources_of_type(parse_bicep(path), "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules")
+
+
+# ------------------------------------------------------------------ reconciler cadence
+
+
+def test_reconciler_runs_every_few_minutes_in_azure() -> None:
+    settings = _function_app_settings()
+    doc = module("functionapp")
+    schedule = resolve(doc, settings["RECONCILE_SCHEDULE"])
+    seconds, minutes = schedule.split()[:2]
+    assert seconds == "0" and minutes.startswith("*/") and int(minutes[2:]) >= 2, schedule
+    code = (REPO_ROOT / "order_functions" / "interface" / "bus_functions.py").read_text(encoding="utf-8")
+    assert f'env_str("RECONCILE_SCHEDULE", "{schedule}")' in code  # the same default when the setting is missing
+
+
+# ------------------------------------------------------------------ bearer tokens
+
+
+def test_auth_settings_reach_both_apps() -> None:
+    settings = _function_app_settings()
+    assert set(contract()["function_app_auth"]) <= set(settings)
+    _, app = _inventory_app()
+    env = {e["name"]: e["value"] for e in app["properties"]["template"]["containers"][0]["env"]}
+    # bound to [::] the inventory refuses to start without them (inventory_service/middleware/auth.py)
+    assert set(contract()["inventory_auth"]) <= set(env)
+    params = main_bicep()["modules"]["containerApps"]["config"]["params"]
+    assert "functionIdentity" in params["allowedCallers"]
+    assert main_bicep()["variables"]["tokenIssuer"]["value"].endswith("/v2.0")
