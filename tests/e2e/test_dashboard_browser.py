@@ -64,6 +64,14 @@ class Served:
 
 
 @pytest.fixture
+def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    """Its own orders database (and bus): the catalogue copy there then mirrors this module's inventory only."""
+    if pg_server is None:
+        pytest.skip("needs the embedded PostgreSQL server")
+    return pg_server.create_database(f"orders_{uuid.uuid4().hex[:8]}", "orders_svc")
+
+
+@pytest.fixture
 async def inventory(pg_server: EmbeddedPostgres | None, orders_db_url: str) -> AsyncIterator[InventoryHarness]:
     """This module's own inventory, publishing its reservation events to the bus the served host consumes, so the
     dashboard's stock view (the catalogue copy) follows every change as it does in a running stack."""

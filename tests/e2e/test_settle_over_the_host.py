@@ -23,6 +23,14 @@ from valerix_common.embedded_pg import EmbeddedPostgres
 
 
 @pytest.fixture
+def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    """Its own orders database (and bus): the catalogue copy there then mirrors this module's inventory only."""
+    if pg_server is None:
+        pytest.skip("needs the embedded PostgreSQL server")
+    return pg_server.create_database(f"orders_{uuid.uuid4().hex[:8]}", "orders_svc")
+
+
+@pytest.fixture
 async def hosted(
     pg_server: EmbeddedPostgres | None, orders_db_url: str
 ) -> AsyncIterator[tuple[str, aiohttp.ClientSession, OrderHarness]]:

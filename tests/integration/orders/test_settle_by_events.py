@@ -21,6 +21,14 @@ from valerix_common.local_bus import RESERVATION_EVENTS_TOPIC, LocalTopic
 
 
 @pytest.fixture
+def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    """Its own orders database (and bus): the catalogue copy there then mirrors this module's inventory only."""
+    if pg_server is None:
+        pytest.skip("needs the embedded PostgreSQL server")
+    return pg_server.create_database(f"orders_{uuid.uuid4().hex[:8]}", "orders_svc")
+
+
+@pytest.fixture
 async def evented(pg_server: EmbeddedPostgres | None, orders_db_url: str) -> AsyncIterator[OrderHarness]:
     """A fresh inventory whose relay publishes to the local bus in the orders database, and the order app on it."""
     if pg_server is None:
@@ -118,7 +126,7 @@ async def test_products_answer_from_the_copy_under_the_gremlin_and_follow_stock_
     assert (row["available"], row["reserved"], row["price_cents"]) == (4, 3, 100)
     truth = dict(inventory.sql("SELECT product_id, available FROM products"))
     copy = dict(evented.sql("SELECT product_id, available FROM catalogue WHERE product_id = ANY(%s)", list(truth)))
-    assert copy == truth  # (the orders database is shared with earlier tests' inventories)
+    assert copy == truth
     status, problem, _ = await evented.checkout([("NO-SUCH-PRODUCT", 1)])
     assert status == 422 or status == 404 or status == 400, problem
     assert "NO-SUCH-PRODUCT" in json.dumps(problem)
