@@ -21,6 +21,7 @@ class InventoryConfig:
     events_topic: str = "reservation-events"
     outbox_batch_size: int = 100
     outbox_poll_interval_s: float = 1.0
+    outbox_coalesce_s: float = 0.01  # the least time between two claims under load (relay.py)
     caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
 
     @classmethod
@@ -45,5 +46,6 @@ class InventoryConfig:
             events_topic=env_str("RESERVATION_EVENTS_TOPIC", "reservation-events"),
             outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 100, minimum=1, maximum=1000),
             outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
+            outbox_coalesce_s=env_float("OUTBOX_COALESCE_S", 0.01, minimum=0, maximum=1),
             caller_auth=CallerAuthSettings.from_env(host),
         )

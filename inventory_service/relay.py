@@ -2,6 +2,9 @@
 
 * Wakes the moment a decision commits in this process (`wake`, called by the repository), and polls every
   `poll_interval_s` anyway: other replicas' events, and rows left by a process that died after its commit.
+  Under load, claims are at least `coalesce_s` apart (10 ms): the decisions committed meanwhile share one batch,
+  so the relay's round trips and bus commit are paid per batch, not per order (it was ~17 % of the inventory's
+  CPU at one cycle per order). After a quiet spell the first event leaves at once.
 * A batch is claimed with `FOR UPDATE SKIP LOCKED` (replicas share the work), sent as one bus batch in sequence
   order (one commit on the local bus, one batch on Service Bus), and marked sent in the claiming transaction. A
   crash before the mark resends it after restart; `message_id` = `event_id`, so the bus's duplicate detection
@@ -56,6 +59,7 @@ class OutboxRelay:
         destination: str,
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
+        coalesce_s: float = 0.01,
         initial_backoff_s: float = 0.2,
         max_backoff_s: float = 30.0,
         retention_days: int = 7,
@@ -65,6 +69,7 @@ class OutboxRelay:
         self.destination = destination
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.coalesce_s = coalesce_s
         self.initial_backoff_s = initial_backoff_s
         self.max_backoff_s = max_backoff_s
         self.retention_days = retention_days
@@ -75,6 +80,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_purge = 0.0
+        self._last_claim = float("-inf")
 
     def wake(self) -> None:
         self._wake.set()
@@ -119,6 +125,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Sends one batch; returns how many were sent. Raises RelayError (after recording the failure)."""
         failure: Exception | None = None
+        self._last_claim = asyncio.get_running_loop().time()
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM, (self.batch_size,))
             rows = await cur.fetchall()
@@ -177,6 +184,9 @@ class OutboxRelay:
     async def _wait_for_work(self) -> None:
         with contextlib.suppress(TimeoutError):  # the poll fallback
             await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        gap = self.coalesce_s - (asyncio.get_running_loop().time() - self._last_claim)
+        if gap > 0:  # busy: let the commits of the next few milliseconds join this batch
+            await asyncio.sleep(gap)
         self._wake.clear()  # before the next claim: a commit after this point wakes the wait after it
 
     async def _purge_sometimes(self) -> None:
@@ -220,6 +230,7 @@ async def start_relay(config: InventoryConfig, repository: StockRepository) -> t
     relay = OutboxRelay(
         repository.pool, opened.publisher, destination=config.events_topic,
         batch_size=config.outbox_batch_size, poll_interval_s=config.outbox_poll_interval_s,
+        coalesce_s=config.outbox_coalesce_s,
     )
     repository.on_events = relay.wake
     relay.start()

@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 
 from inventory_service.domain.errors import InvalidTransition, ReservationNotFound, UnknownProducts
-from inventory_service.domain.events import DECISION_EVENTS, EventType, StockCause, reservation_payload
+from inventory_service.domain.events import EventType, StockCause, reservation_payload
 from inventory_service.domain.models import LineItem, Product, Release, Reservation, Status
-from inventory_service.domain.rules import check_replay, decide
-from inventory_service.outbox import DECISION_ROW, SNAPSHOT_COLUMNS, event_params, insert_events, stock_row
+from inventory_service.domain.rules import check_replay
+from inventory_service.outbox import (
+    DECISION_ROW,
+    SNAPSHOT_COLUMNS,
+    event_params,
+    insert_events,
+    stock_row,
+    trace_context,
+)
 from valerix_common.db import Pool
 
 log = logging.getLogger(__name__)
@@ -28,29 +36,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SEED_CATALOGUE = Path(__file__).parent / "seed_catalogue.json"
 
 
-_RECORD_ITEMS_AND_OUTCOME = (
-    " recorded AS (INSERT INTO reservation_items (order_id, product_id, quantity)"
-    "  SELECT %(order_id)s, * FROM unnest(%(ids)s::text[], %(quantities)s::int[])),"
-    " outcome AS (UPDATE reservations SET status = %(status)s, short_product_id = %(short_product_id)s,"
-    "  reason = %(reason)s, decided_at = now(), was_reserved = %(was_reserved)s WHERE order_id = %(order_id)s"
-    "  RETURNING decided_at),"
-)
-# The guarded decrement, the record and its events in one statement; the caller checks every item was decremented.
-_DECREMENT_AND_RECORD = (
-    "WITH decremented AS (UPDATE products p SET available = p.available - r.quantity, version = p.version + 1,"
-    "  updated_at = now() FROM unnest(%(ids)s::text[], %(quantities)s::int[]) AS r(product_id, quantity)"
-    f"  WHERE p.product_id = r.product_id AND p.available >= r.quantity RETURNING {SNAPSHOT_COLUMNS}),"
-    + _RECORD_ITEMS_AND_OUTCOME
-    + f" events AS ({insert_events(DECISION_ROW, stock_row(StockCause.RESERVE, 'decremented'))})"
-    " SELECT (SELECT decided_at FROM outcome) AS decided_at, (SELECT count(*) FROM decremented) AS decremented,"
-    " (SELECT count(*) FROM events) AS events"
-)
-_RECORD = (
-    "WITH"
-    + _RECORD_ITEMS_AND_OUTCOME
-    + f" events AS ({insert_events(DECISION_ROW)})"
-    " SELECT (SELECT decided_at FROM outcome) AS decided_at, 0 AS decremented, (SELECT count(*) FROM events) AS events"
-)
+# The whole ReserveStock decision in one call: migrations/003_reserve_in_one_call.sql. The int[] cast keeps the
+# call exact for pgbench too, whose recorded arrays are typed int8[].
+_RESERVE = "SELECT * FROM reserve_stock(%s, %s::text[], %s::int[], %s, %s)"
+UNKNOWN_PRODUCTS_SQLSTATE = "VX404"
 _RESTORE_AND_RELEASE = (
     "WITH restored AS (UPDATE products p SET available = p.available + r.quantity, version = p.version + 1,"
     "  updated_at = now() FROM reservation_items r WHERE r.order_id = %(order_id)s AND p.product_id = r.product_id"
@@ -84,46 +73,33 @@ class StockRepository:
         self.on_events: Callable[[], None] = on_events or (lambda: None)
 
     async def reserve(self, order_id: UUID, items: tuple[LineItem, ...]) -> Reservation:
-        async with self.pool.connection() as conn, conn.transaction():
-            claim = await conn.execute(
-                "INSERT INTO reservations (order_id, status) VALUES (%s, 'PENDING') ON CONFLICT DO NOTHING",
-                (order_id,),
-            )
-            if claim.rowcount == 0:
-                recorded = await self._load(conn, order_id)
-                check_replay(recorded, items)
-                return replace(recorded, replayed=True)
-            available = await self._lock_products(conn, [item.product_id for item in items])
-            missing = sorted({item.product_id for item in items} - available.keys())
-            if missing:
-                raise UnknownProducts(missing)  # rolls back the claim too: bad input writes nothing
-            decision = decide(items, available)
-            reserved = decision.status is Status.RESERVED
-            payload = reservation_payload(
-                decision.status, items, short_product_id=decision.short_product_id, reason=decision.reason
-            )
-            # The guarded decrement (if reserved), the record of items + outcome and the events: one round trip.
-            cur = await conn.execute(
-                _DECREMENT_AND_RECORD if reserved else _RECORD,
-                {
-                    **event_params(order_id, DECISION_EVENTS[decision.status], payload),
-                    "ids": [item.product_id for item in items],
-                    "quantities": [item.quantity for item in items],
-                    "status": decision.status.value,
-                    "short_product_id": decision.short_product_id,
-                    "reason": decision.reason,
-                    "was_reserved": reserved,
-                },
-            )
+        """Claim, lock, decide, decrement, record and write the events: one statement, so one transaction."""
+        traceparent, tracestate = trace_context()
+        params = (order_id, [i.product_id for i in items], [i.quantity for i in items], traceparent, tracestate)
+        async with self.pool.connection() as conn:
+            try:
+                cur = await conn.execute(_RESERVE, params)
+            except psycopg.Error as exc:
+                if exc.sqlstate == UNKNOWN_PRODUCTS_SQLSTATE:  # rolled back: bad input writes nothing
+                    raise UnknownProducts((exc.diag.message_detail or "").split(",")) from None
+                raise
             row = await cur.fetchone()
-            assert row is not None
-            if reserved and row["decremented"] != len(items):
-                # the rows are locked and were checked: a bug, never a race; raising rolls everything back
-                raise RuntimeError(f"guarded decrement touched {row['decremented']} of {len(items)} rows")
+        assert row is not None
+        status = row["out_status"]
+        if status == "PENDING":
+            raise ReservationNotFound(str(order_id))  # never seen: a claim commits only with its decision
+        if row["out_replayed"]:
+            recorded_items = tuple(map(LineItem, row["out_item_ids"], row["out_item_quantities"]))
+            recorded = Reservation(
+                order_id, Status(status), recorded_items, row["out_short_product_id"], row["out_reason"],
+                replayed=True, decided_at=row["out_decided_at"],
+            )
+            check_replay(recorded, items)
+            return recorded
         self.on_events()
         return Reservation(
-            order_id, decision.status, items, decision.short_product_id, decision.reason,
-            decided_at=row["decided_at"],
+            order_id, Status(status), items, row["out_short_product_id"], row["out_reason"],
+            decided_at=row["out_decided_at"],
         )
 
     async def get(self, order_id: UUID) -> Reservation:

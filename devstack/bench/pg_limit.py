@@ -13,8 +13,8 @@ one checkout calls run once through recording connections; one statement = one r
 ``--scripts DIR`` runs a folder of hand-picked scripts instead (e.g. an old version from git history).
 
 pgbench sends statements as the product does: ``-M extended`` (unnamed statements, parsed and planned every
-time: the product's default ``prepare_threshold=None``, safe behind any PgBouncer) or ``-M prepared`` when the
-product runs with ``POSTGRES_PREPARED_STATEMENTS=true`` (the bench's ``--protocol auto``).
+time: the product with ``POSTGRES_PREPARED_STATEMENTS=false``) or ``-M prepared`` when the product prepares its
+statements (its default since issue 14; the bench's ``--protocol auto`` follows the setting).
 """
 
 from __future__ import annotations

@@ -355,7 +355,7 @@ class Bench:
 
 
 def product_protocol(stack_env: dict[str, str]) -> str:
-    """The pgbench -M that sends statements as the product will: prepared once POSTGRES_PREPARED_STATEMENTS is on."""
+    """The pgbench -M that sends statements as the product will: prepared unless POSTGRES_PREPARED_STATEMENTS=false."""
     saved = os.environ.get(PREPARED_SETTING)
     if PREPARED_SETTING in stack_env:
         os.environ[PREPARED_SETTING] = stack_env[PREPARED_SETTING]

@@ -39,6 +39,6 @@ def log_failed(name: str, invocation_id: str, started: float, exc: BaseException
     )
 
 
-def log_succeeded(name: str, invocation_id: str, started: float, context: str = "") -> None:
-    log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)%s", name, invocation_id, elapsed_ms(started),
-             context)
+def log_succeeded(name: str, invocation_id: str, started: float, context: str = "", level: int = logging.INFO) -> None:
+    log.log(level, "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)%s", name, invocation_id,
+            elapsed_ms(started), context)

@@ -96,6 +96,11 @@ resource inventory 'Microsoft.App/containerApps@2024-03-01' = {
               value: 'entra'
             }
             {
+              // PgBouncer tracks them (pgbouncer.max_prepared_statements, postgres.bicep).
+              name: 'POSTGRES_PREPARED_STATEMENTS'
+              value: 'true'
+            }
+            {
               name: 'AZURE_CLIENT_ID'
               value: identityClientId
             }

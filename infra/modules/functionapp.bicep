@@ -66,6 +66,8 @@ var appSettings = {
   AZURE_CLIENT_ID: identityClientId
   POSTGRES_AUTH: 'entra'
   ORDERS_DATABASE_URL: ordersDatabaseUrl
+  // PgBouncer tracks them (pgbouncer.max_prepared_statements, postgres.bicep).
+  POSTGRES_PREPARED_STATEMENTS: 'true'
   INVENTORY_GRPC_TARGET: inventoryGrpcTarget
   // Container Apps ingress terminates TLS on 443.
   INVENTORY_GRPC_TLS: 'true'

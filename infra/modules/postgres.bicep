@@ -82,6 +82,21 @@ resource pgbouncer 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@202
   }
 }
 
+// Both apps use server-side prepared statements (POSTGRES_PREPARED_STATEMENTS, on by default): PostgreSQL then
+// skips parsing and planning each statement (the benchmark: about -30 % of its CPU per order). Through PgBouncer in
+// transaction mode that needs PgBouncer >= 1.22 tracking protocol-level prepared statements, off (0) by default.
+resource pgbouncerPreparedStatements 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = {
+  parent: server
+  name: 'pgbouncer.max_prepared_statements'
+  properties: {
+    value: '200'
+    source: 'user-override'
+  }
+  dependsOn: [
+    pgbouncer
+  ]
+}
+
 resource ordersDb 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
   parent: server
   name: 'orders'
@@ -90,7 +105,7 @@ resource ordersDb 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-0
     collation: 'en_US.utf8'
   }
   dependsOn: [
-    pgbouncer
+    pgbouncerPreparedStatements
   ]
 }
 

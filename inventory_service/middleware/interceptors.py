@@ -38,6 +38,10 @@ class GremlinInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if method.startswith(_UNDELAYED_PREFIXES) or handler is None or handler.unary_unary is None:
             return handler
+        if not self.chaos.settings.gremlin_enabled:
+            # Off (the usual case): the call runs as registered, with no wrapper, task or shield per call. Every
+            # decision is one transaction, so a call cut off by its caller's deadline commits all or nothing.
+            return handler
         inner = handler.unary_unary
         chaos = self.chaos
 

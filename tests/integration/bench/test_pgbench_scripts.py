@@ -51,8 +51,12 @@ async def test_recorded_scripts_do_the_checkouts_work(pg: EmbeddedPostgres, tmp_
         for name, text in texts.items():
             sql_lines = [line for line in text.splitlines() if line and not line.startswith(("--", "\\"))]
             assert "%s" not in text and "%(" not in text, name
-            assert sql_lines.count("BEGIN;") == sql_lines.count("COMMIT;") >= 1, name
+            assert sql_lines.count("BEGIN;") == sql_lines.count("COMMIT;"), name
+            # the reservation is one call of the product's function, in every script that reserves
+            assert sum("FROM reserve_stock(" in line for line in sql_lines) == 1, name
             assert limit.round_trips[name] == len(sql_lines), name
+        assert limit.round_trips["reserve.sql"] == 1
+        assert texts["checkout-idempotent.sql"].count("BEGIN;") >= 1  # the key's claim keeps its transaction
         url = pg.url(limit.database)
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             before = await (await conn.execute("SELECT available FROM inv.products WHERE product_id = 'bench-1'")

@@ -67,7 +67,7 @@ async def test_entra_mode_asks_for_a_fresh_token_per_connection(inventory_db_url
 
 def test_password_mode_sends_no_password() -> None:
     kwargs = connection_kwargs("password")()
-    assert "password" not in kwargs and kwargs["prepare_threshold"] is None
+    assert "password" not in kwargs
     assert connection_kwargs("entra", lambda: "abc")()["password"] == "abc"
 
 
@@ -113,12 +113,12 @@ async def test_pool_replaces_connections_cut_by_a_server_restart(
         server.destroy()
 
 
-async def test_prepared_statements_are_opt_in_and_reach_the_server(
+async def test_prepared_statements_are_on_by_default_and_reach_the_server(
     inventory_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("POSTGRES_PREPARED_STATEMENTS", raising=False)
-    assert connection_kwargs("password")()["prepare_threshold"] is None  # default: safe behind any PgBouncer
-    monkeypatch.setenv("POSTGRES_PREPARED_STATEMENTS", "true")
+    monkeypatch.setenv("POSTGRES_PREPARED_STATEMENTS", "false")  # the way out, for a pooler that cannot track them
+    assert connection_kwargs("password")()["prepare_threshold"] is None
+    monkeypatch.delenv("POSTGRES_PREPARED_STATEMENTS", raising=False)  # default: on (PgBouncer: postgres.bicep)
     kwargs = connection_kwargs("password")()
     assert kwargs["prepare_threshold"] == PREPARE_AFTER
     async with await psycopg.AsyncConnection.connect(inventory_db_url, **kwargs) as conn:

@@ -32,7 +32,7 @@ PROCESSES = 5
 
 pytestmark = pytest.mark.slow
 
-# One process: connect like the services do (autocommit, no server-side prepared statements), say "ready", wait for
+# One process: connect like the services do (autocommit; prepared statements off, see below), say "ready", wait for
 # "go" on stdin (so all of them race from the same instant), apply, print the versions it applied.
 _MIGRATE = textwrap.dedent("""
     import asyncio, sys
@@ -53,6 +53,14 @@ _MIGRATE = textwrap.dedent("""
 
     asyncio.run(main(sys.argv[1], sys.argv[2]))
 """)
+
+
+@pytest.fixture(autouse=True)
+def _unprepared_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PgBouncer here (Debian's, 1.18) cannot track protocol-level prepared statements (1.21+:
+    `max_prepared_statements`, which Azure's gets from postgres.bicep), so the services run as they must behind
+    such a pooler: with the documented opt-out (valerix_common/db.py)."""
+    monkeypatch.setenv("POSTGRES_PREPARED_STATEMENTS", "false")
 
 
 @pytest.fixture(scope="module")

@@ -230,6 +230,7 @@ def test_function_app_has_no_forbidden_or_secret_settings() -> None:
     assert settings["ServiceBusConnection__credential"] == "managedidentity"
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["POSTGRES_AUTH"] == "entra"
+    assert settings["POSTGRES_PREPARED_STATEMENTS"] == "true"  # PgBouncer tracks them (postgres.bicep)
     assert settings["ADMIN_API_ENABLED"] == "false"
     assert settings["INVENTORY_GRPC_TLS"] == "true"
     assert settings["PYTHON_ISOLATE_WORKER_DEPENDENCIES"] == "1"
@@ -328,6 +329,7 @@ def test_container_app_env_covers_contract_and_chaos_is_off() -> None:
             for marker in SECRET_MARKERS:
                 assert marker not in leaf.lower()
     assert env["POSTGRES_AUTH"]["value"] == "entra"
+    assert env["POSTGRES_PREPARED_STATEMENTS"]["value"] == "true"
     assert resolve(doc, env["INVENTORY_GRPC_PORT"]["value"]["function"]["parameters"]["value_to_convert"]) == 50051
     assert resolve(doc, env["INVENTORY_HEALTH_PORT"]["value"]["function"]["parameters"]["value_to_convert"]) == 8081
     params = doc["parameters"]
@@ -372,6 +374,9 @@ def test_postgres_entra_only_pgbouncer_private() -> None:
     ]
     pgbouncer = [c for c in configs if c["name"] == "pgbouncer.enabled"]
     assert len(pgbouncer) == 1 and pgbouncer[0]["properties"]["value"] == "true"
+    # the apps prepare their statements (POSTGRES_PREPARED_STATEMENTS): PgBouncer must track them
+    prepared = [c for c in configs if c["name"] == "pgbouncer.max_prepared_statements"]
+    assert len(prepared) == 1 and int(prepared[0]["properties"]["value"]) > 0
     dbs = {
         resource_config(r)["name"]
         for r in resources_of_type(doc, "Microsoft.DBforPostgreSQL/flexibleServers/databases")
