@@ -14,8 +14,9 @@ from pathlib import Path
 import aiohttp
 
 from devstack.backup.timer import SnapshotTimer, backup_dir_from_env
-from devstack.identity import LocalIssuer
-from devstack.identity.settings import ORDERS_AUDIENCE, issuer_port
+from devstack.identity import ORDER_SERVICE_CLIENT_ID, LocalIssuer
+from devstack.identity.issuer import DEV_SIGNIN_PATH, SIGNIN_CODE_TTL_S, TOKEN_PATH
+from devstack.identity.settings import INVENTORY_AUDIENCE, ORDERS_AUDIENCE, issuer_port
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import EmbeddedPostgres, free_port
 
@@ -87,13 +88,19 @@ class Stack:
             "ADMIN_API_ENABLED": os.environ.get("ADMIN_API_ENABLED", "true"),
             # a 5 s reconciler locally (chaos runs quiesce fast); Azure runs it every 5 minutes so Flex can idle
             "RECONCILE_SCHEDULE": os.environ.get("RECONCILE_SCHEDULE", "*/5 * * * * *"),
-            # the Order Service's token settings (same names as in Azure); the inventory's follow once the
-            # order side sends its own token (INVENTORY_AUTH_*, see docs/identity.md)
+            # the Order Service's token settings (same names as in Azure), and the inventory's caller check:
+            # only the Order Service's identity, with a token from the issuer's client-credentials endpoint
             "AUTH_ISSUER": self.issuer.url,
             "AUTH_AUDIENCE": ORDERS_AUDIENCE,
+            "INVENTORY_AUTH_AUDIENCE": INVENTORY_AUDIENCE,
+            "INVENTORY_ALLOWED_CALLERS": ORDER_SERVICE_CLIENT_ID,
+            "INVENTORY_AUTH_TOKEN_URL": self.issuer.url + TOKEN_PATH,
             "DEVSTACK_ISSUER_URL": self.issuer.url,
+            # the dashboard's development sign-in: exchanges the one-time code `make up` prints (never in Azure)
+            "DASHBOARD_DEV_SIGNIN_URL": self.issuer.url + DEV_SIGNIN_PATH,
             **opts.extra_env,
         }
+        os.environ["DEVSTACK_ISSUER_URL"] = self.issuer.url  # this process's tools mint for this stack's issuer
         # where `make backup` and other tools find this stack's databases (no secrets: trust auth on loopback)
         state = {k: self.env[k] for k in ("ORDERS_DATABASE_URL", "INVENTORY_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")}
         (opts.data_dir / "stack.json").write_text(json.dumps(state, indent=2))
@@ -141,8 +148,11 @@ class Stack:
         ]
         if self.options.with_functions:
             base = self.api_base.replace("127.0.0.1", "localhost")
+            signin = f"#signin={self.issuer.one_time_code(DASHBOARD_USER, ('ops',))}" if self.issuer else ""
             lines += [
-                f"        dashboard:     GET  {base}/dashboard",
+                f"        dashboard:     GET  {base}/dashboard{signin}",
+                f"                       (signs you in as {DASHBOARD_USER} with the ops role: one use, within"
+                f" {SIGNIN_CODE_TTL_S // 60} min; development only)",
                 f"        create_order:  POST {base}/orders",
                 f"        list_orders:   GET  {base}/orders",
                 f"        get_order:     GET  {base}/orders/{{order_id}}",
@@ -161,12 +171,17 @@ class Stack:
             f"PostgreSQL:       {self.env.get('INVENTORY_DATABASE_URL', '').rsplit('/', 1)[0]}",
             f"Token issuer:     {self.issuer.url if self.issuer else '-'}  (a token: "
             f"{_token_command(self.issuer)} alice [--role ops]; the token is the last line)",
+            f"                  e.g. TOKEN=$({_token_command(self.issuer)} alice | tail -1); "
+            f"curl -H \"Authorization: Bearer $TOKEN\" {self.api_base}/orders",
             f"Logs:             {self.options.data_dir / 'logs'}",
             f"Chaos:            GREMLIN_MODE={self.env.get('GREMLIN_MODE', 'false')} "
             f"SCHRODINGER_CRASH_RATE={self.env.get('SCHRODINGER_CRASH_RATE', '0')}",
             "Backups:          " + (self.backup_timer.describe() if self.backup_timer else "timer off"),
         ]
         return "\n".join(lines)
+
+
+DASHBOARD_USER = "dashboard-user"
 
 
 def _start_issuer(port: int) -> LocalIssuer:

@@ -23,6 +23,9 @@ class InventoryConfig:
     outbox_poll_interval_s: float = 1.0
     outbox_coalesce_s: float = 0.01  # the least time between two claims under load (relay.py)
     caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
+    # past this, a start-up that is neither serving nor failed exits to be restarted (startup_watchdog.py);
+    # above the pool's own 30 s connect wait, so a slow but live database still gets its chance
+    startup_timeout_s: float = 40.0
 
     @classmethod
     def from_env(cls, database_url: str | None = None) -> InventoryConfig:
@@ -48,4 +51,5 @@ class InventoryConfig:
             outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
             outbox_coalesce_s=env_float("OUTBOX_COALESCE_S", 0.01, minimum=0, maximum=1),
             caller_auth=CallerAuthSettings.from_env(host),
+            startup_timeout_s=env_float("INVENTORY_STARTUP_TIMEOUT_SECONDS", 40.0, minimum=1, maximum=600),
         )

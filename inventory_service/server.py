@@ -20,6 +20,7 @@ from inventory_service.middleware.chaos import Chaos, ChaosSettings, PgCallCount
 from inventory_service.middleware.interceptors import GremlinInterceptor
 from inventory_service.relay import OutboxRelay, start_relay
 from inventory_service.repository import MIGRATIONS, StockRepository
+from inventory_service.startup_watchdog import StartupWatchdog
 from protos import inventory_pb2, inventory_pb2_grpc
 from valerix_common.bus.publishers import OpenPublisher
 from valerix_common.db import make_pool
@@ -100,7 +101,8 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
 
 
 async def serve(config: InventoryConfig) -> None:
-    running = await start_inventory(config)
+    with StartupWatchdog(config.startup_timeout_s):
+        running = await start_inventory(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

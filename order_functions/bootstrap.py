@@ -19,6 +19,8 @@ from order_functions.application.admin import BusStatus, ChaosAdmin
 from order_functions.application.cancel import CancelOrder, ReleaseStock
 from order_functions.application.catalogue import Catalogue
 from order_functions.application.checkout import Checkout
+from order_functions.application.identity import Authenticator
+from order_functions.application.ownership import CustomerCheckout, CustomerOrders, RateLimiter
 from order_functions.application.ports import (
     CatalogueStore,
     ChaosControls,
@@ -41,12 +43,16 @@ from order_functions.application.verify_queue import VerifyQueue
 from order_functions.config import OrderConfig
 from order_functions.infrastructure.catalogue_repository import CatalogueRepository, ConsumedEventsRepository
 from order_functions.infrastructure.inventory_client import GrpcInventory
+from order_functions.infrastructure.inventory_credentials import BearerTokenInterceptor, inventory_token_from_env
+from order_functions.infrastructure.jwt_validator import JwtAuthenticator
 from order_functions.infrastructure.local_bus import local_queue
 from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
 from order_functions.infrastructure.metrics import OtelMetrics
 from order_functions.infrastructure.orders_repository import MIGRATIONS, OrdersRepository
+from order_functions.infrastructure.rate_limiter import PostgresRateLimiter, ProcessRateLimiter
 from order_functions.infrastructure.servicebus_sender import AzureServiceBusSender
 from valerix_common.db import Pool, make_pool
+from valerix_common.env import env_str
 from valerix_common.migrations import apply_migrations
 
 log = logging.getLogger(__name__)
@@ -92,6 +98,8 @@ class OrderServices:
     health: HealthCheck
     chaos: ChaosAdmin
     bus_status: BusStatus
+    customer_checkout: CustomerCheckout  # the checkout as the HTTP API offers it: in the caller's name
+    customer_orders: CustomerOrders  # reading, listing and cancelling as the caller may
     adapters: Adapters | None = None  # None when wired on fakes
 
 
@@ -107,16 +115,21 @@ def wire(
     queue_stats: QueueStats | None,
     catalogue: CatalogueStore,
     consumed: ConsumedEvents,
+    rate_limiter: RateLimiter | None = None,
 ) -> OrderServices:
     catalogue_copy = Catalogue(catalogue, inventory, config.verify_timeout_s)
     transitions = OrderTransitions(orders, metrics)
     settle = SettleOrder(inventory, transitions, metrics)
     verify_queue = VerifyQueue(orders, bus, config.verify_queue, config.bus_send_timeout_s)
     release = ReleaseStock(inventory, transitions, metrics, config.inventory_timeout_s)
+    checkout = Checkout(orders, catalogue_copy, settle, verify_queue, config.inventory_timeout_s)
+    cancel_order = CancelOrder(orders, release)
+    order_queries = OrderQueries(orders)
+    limiter = rate_limiter or ProcessRateLimiter(config.checkout_rate)
     return OrderServices(
-        checkout=Checkout(orders, catalogue_copy, settle, verify_queue, config.inventory_timeout_s),
+        checkout=checkout,
         verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
-        cancel_order=CancelOrder(orders, release),
+        cancel_order=cancel_order,
         reconcile=Reconcile(
             orders, release, verify_queue, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
@@ -124,11 +137,13 @@ def wire(
         reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
         ship_order=ShipOrder(orders, inventory, transitions, metrics, config.inventory_timeout_s),
         catalogue=catalogue_copy,
-        orders=OrderQueries(orders),
+        orders=order_queries,
         products=ProductQueries(catalogue_copy, config.inventory_timeout_s),
         health=HealthCheck(orders, inventory, bus, bus_kind),
         chaos=ChaosAdmin(chaos, config.admin_api_enabled),
         bus_status=BusStatus(bus_kind, config.verify_queue, queue_stats),
+        customer_checkout=CustomerCheckout(checkout, orders, limiter, config.order_caps),
+        customer_orders=CustomerOrders(order_queries, cancel_order),
     )
 
 
@@ -170,10 +185,19 @@ async def open_adapters(config: OrderConfig) -> Adapters:
         raise
     orders = OrdersRepository(pool, in_flight_s=config.idempotency_in_flight_s)
     inventory = GrpcInventory(
-        config.inventory_target, tls=config.inventory_tls, admin_token=config.inventory_admin_token
+        config.inventory_target, tls=config.inventory_tls, admin_token=config.inventory_admin_token,
+        interceptors=inventory_interceptors(),
     )
     log.info("order service adapters ready (bus: %s, inventory: %s)", type(bus).__name__, config.inventory_target)
     return Adapters(config, pool, bus_pool, orders, inventory, bus, asyncio.get_running_loop())
+
+
+def inventory_interceptors() -> list[BearerTokenInterceptor]:
+    """The Order Service's own credential on every inventory call (INVENTORY_AUTH_*, docs/identity.md)."""
+    if not env_str("INVENTORY_AUTH_AUDIENCE"):
+        log.warning("INVENTORY_AUTH_AUDIENCE is not set: calling the inventory without a credential")
+        return []
+    return [BearerTokenInterceptor(inventory_token_from_env())]
 
 
 async def build(config: OrderConfig) -> OrderServices:
@@ -189,12 +213,14 @@ async def build(config: OrderConfig) -> OrderServices:
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
         catalogue=CatalogueRepository(adapters.pool),
         consumed=ConsumedEventsRepository(adapters.pool),
+        rate_limiter=PostgresRateLimiter(adapters.pool, config.checkout_rate),  # shared by every instance
     )
     services.adapters = adapters
     return services
 
 
 _services: OrderServices | None = None
+_authenticator: Authenticator | None = None
 _locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
@@ -209,8 +235,17 @@ async def get_services() -> OrderServices:
     return _services
 
 
+def get_authenticator() -> Authenticator:
+    """The process's token validator (AUTH_* settings), built on first use; it needs no database."""
+    global _authenticator
+    if _authenticator is None:
+        _authenticator = JwtAuthenticator.from_env()
+    return _authenticator
+
+
 async def shutdown() -> None:
-    global _services
+    global _services, _authenticator
+    _authenticator = None
     if _services is not None:
         services, _services = _services, None
         if services.adapters is not None:

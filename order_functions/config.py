@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from order_functions.domain.limits import OrderCaps
+from order_functions.domain.rate_limit import RatePolicy
+from order_functions.infrastructure.limits_settings import checkout_rate_from_env, order_caps_from_env
 from valerix_common.env import env_bool, env_float, env_int, env_str
 
 # The queue VerifyOrder listens on. The trigger binding needs it as a literal (bindings are read before app settings
@@ -32,6 +35,8 @@ class OrderConfig:
     admin_api_enabled: bool
     inventory_admin_token: str
     db_pool_size: int
+    order_caps: OrderCaps = field(default_factory=OrderCaps)  # ORDER_MAX_LINES, ORDER_MAX_UNITS_PER_LINE
+    checkout_rate: RatePolicy = field(default_factory=RatePolicy)  # CHECKOUT_RATE_PER_MINUTE, CHECKOUT_RATE_BURST
 
     @classmethod
     def from_env(cls) -> OrderConfig:
@@ -55,4 +60,6 @@ class OrderConfig:
             admin_api_enabled=env_bool("ADMIN_API_ENABLED"),
             inventory_admin_token=env_str("INVENTORY_ADMIN_TOKEN"),
             db_pool_size=env_int("ORDERS_DB_POOL_SIZE", 20, minimum=1, maximum=200),
+            order_caps=order_caps_from_env(),
+            checkout_rate=checkout_rate_from_env(),
         )

@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 
+from devstack.identity.clients import api_headers
+
 MAX_QUANTITY = 3
 CUSTOMERS = 1000
 
@@ -35,18 +37,21 @@ class OrderMix:
     """Pre-encoded request bodies, so building a request costs the client next to nothing."""
 
     bodies: tuple[bytes, ...]
+    auth: tuple[str, ...] = ()  # the `Authorization` value for each body: a token of the customer it names
 
     @classmethod
     def build(cls, product_ids: list[str], seed: int, size: int = 4096) -> OrderMix:
         rng = random.Random(seed)
-        bodies = []
+        bodies, auth = [], []
         for _ in range(size):
+            customer = f"bench-cust-{rng.randrange(CUSTOMERS)}"
             order = {
-                "customer_id": f"bench-cust-{rng.randrange(CUSTOMERS)}",
+                "customer_id": customer,
                 "items": [{"product_id": rng.choice(product_ids), "quantity": rng.randint(1, MAX_QUANTITY)}],
             }
             bodies.append(json.dumps(order, separators=(",", ":")).encode())
-        return cls(tuple(bodies))
+            auth.append(api_headers(customer)["Authorization"])  # minted once per customer (cached)
+        return cls(tuple(bodies), tuple(auth))
 
 
 @dataclass
@@ -123,8 +128,11 @@ async def run_load(
             if began >= window_end:
                 return
             sent += 1
-            body = bodies[rng.randrange(len(bodies))]
-            request_headers = {**headers, "Idempotency-Key": uuid.uuid4().hex} if idempotency_keys else headers
+            pick = rng.randrange(len(bodies))
+            body = bodies[pick]
+            request_headers = {**headers, "Authorization": mix.auth[pick]} if mix.auth else dict(headers)
+            if idempotency_keys:
+                request_headers["Idempotency-Key"] = uuid.uuid4().hex
             try:
                 async with session.post(url, data=body, headers=request_headers) as response:
                     await response.read()

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from devstack.bench.http_load import percentile
+from devstack.identity.clients import inventory_metadata
 from devstack.stack import ROOT, Stack, StackOptions
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
@@ -49,7 +50,7 @@ async def reserve_all(target: str, product: str, orders: int, clients: int, pace
             while not queue.empty():
                 order_id = queue.get_nowait()
                 request = pb.ReserveStockRequest(order_id=order_id, items=[pb.LineItem(product_id=product, quantity=1)])
-                await stub.ReserveStock(request, timeout=10)
+                await stub.ReserveStock(request, timeout=10, metadata=inventory_metadata())
                 replied[order_id] = time.time()
                 await asyncio.sleep(pace_s)
 
@@ -99,7 +100,8 @@ async def run(orders: int, clients: int, pace_s: float) -> dict[str, Any]:
         async with grpc.aio.insecure_channel(stack.inventory_target) as channel:
             await inventory_stub(channel).Restock(
                 pb.RestockRequest(product_id=product, quantity=orders * 2, name=product),
-                metadata=((ADMIN_TOKEN_METADATA, stack.env["INVENTORY_ADMIN_TOKEN"]),), timeout=10,
+                metadata=((ADMIN_TOKEN_METADATA, stack.env["INVENTORY_ADMIN_TOKEN"]), *inventory_metadata()),
+                timeout=10,
             )
         receiving = asyncio.create_task(receive_decisions(stack.env["LOCAL_BUS_DATABASE_URL"], orders, 120))
         await asyncio.sleep(0.5)  # the subscriber is listening

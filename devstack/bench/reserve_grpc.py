@@ -21,6 +21,7 @@ import grpc
 from devstack.bench.http_load import percentile
 from devstack.bench.pg_limit import PhysicalLimit
 from devstack.bench.runner import RESTOCK_MAX, load_average
+from devstack.identity.clients import inventory_metadata
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
@@ -34,6 +35,7 @@ async def reserve_load(target: str, products: list[str], clients: int, duration_
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + duration_s
+    auth = inventory_metadata()  # the inventory admits only the Order Service's identity
     async with grpc.aio.insecure_channel(target) as channel:
         stub = inventory_stub(channel)
 
@@ -47,7 +49,7 @@ async def reserve_load(target: str, products: list[str], clients: int, duration_
                 )
                 started = time.monotonic()
                 try:
-                    await stub.ReserveStock(request, timeout=5)
+                    await stub.ReserveStock(request, timeout=5, metadata=auth)
                 except grpc.aio.AioRpcError:
                     errors += 1
                     continue
@@ -73,7 +75,7 @@ async def run(clients: int, duration_s: float, nproducts: int, seed: int) -> dic
     try:
         assert stack.pg is not None
         products = [f"bench-{n}" for n in range(1, nproducts + 1)]
-        metadata = ((ADMIN_TOKEN_METADATA, stack.env["INVENTORY_ADMIN_TOKEN"]),)
+        metadata = ((ADMIN_TOKEN_METADATA, stack.env["INVENTORY_ADMIN_TOKEN"]), *inventory_metadata())
         async with grpc.aio.insecure_channel(stack.inventory_target) as channel:
             stub = inventory_stub(channel)
             for product in products:

@@ -25,6 +25,7 @@ from devstack.bench import profiling
 from devstack.bench.http_load import OrderMix, run_load
 from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, growth, machine_busy_s
 from devstack.bench.pg_limit import PhysicalLimit
+from devstack.identity.clients import inventory_metadata
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
 from protos import inventory_pb2 as pb
@@ -36,7 +37,9 @@ log = logging.getLogger("devstack.bench")
 
 HOT_PRODUCT = "bench-1"  # pgbench's -D nproducts=1 picks the same product
 RESTOCK_MAX = 1_000_000  # inventory_service.domain.rules.MAX_RESTOCK_QUANTITY: one Restock call adds at most this
-BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0"}
+# the bench measures throughput, not the per-customer checkout limit: lifted for its own stack only
+BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0", "CHECKOUT_RATE_PER_MINUTE": "10000",
+             "CHECKOUT_RATE_BURST": "1000"}
 # The bench always runs its own embedded server (pgbench needs it): outside database URLs are ignored.
 PREPARED_SETTING = "POSTGRES_PREPARED_STATEMENTS"
 OUTSIDE_DATABASES = ("INVENTORY_DATABASE_URL", "ORDERS_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")
@@ -188,7 +191,7 @@ class Bench:
         """Creates bench-1..bench-N with ample stock through the admin Restock RPC; the hot product gets more."""
         assert self.stack is not None
         token = self.stack.env["INVENTORY_ADMIN_TOKEN"]
-        metadata = ((ADMIN_TOKEN_METADATA, token),)
+        metadata = ((ADMIN_TOKEN_METADATA, token), *inventory_metadata())  # as the Order Service
         # the hot product must outlast every hot step even at a rate far beyond this machine (5,000 orders/s)
         hot_needed = 5_000 * 3 * (self.options.duration_s + self.options.ramp_s) * len(self.options.hot_clients)
         hot_calls = 1 + int(hot_needed // RESTOCK_MAX)

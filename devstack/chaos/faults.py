@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import psycopg
 
+from devstack.identity.clients import inventory_metadata
 from devstack.stack import Stack
 from order_functions.config import VERIFY_QUEUE
 from order_functions.infrastructure.local_bus import local_queue
@@ -50,7 +51,7 @@ CALM = ChaosConfig(False, 0.0, 0.0, "", 0.0)
 class InventoryAdmin:
     def __init__(self, target: str, token: str) -> None:
         self.target = target
-        self.metadata = ((ADMIN_TOKEN_METADATA, token),)
+        self.metadata = ((ADMIN_TOKEN_METADATA, token), *inventory_metadata())  # as the Order Service
 
     async def _with_retry(self, what: str, call: Callable[[pb_grpc.InventoryServiceAsyncStub], Any],
                           attempts: int = 60) -> Any:

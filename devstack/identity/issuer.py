@@ -10,13 +10,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
+import secrets
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devstack.identity.keys import KeyStore
+from devstack.identity.settings import ORDERS_AUDIENCE
 from devstack.identity.tokens import DEFAULT_TTL_S, ORDER_SERVICE_CLIENT_ID, TokenMinter
 
 log = logging.getLogger(__name__)
@@ -24,7 +28,12 @@ log = logging.getLogger(__name__)
 CONFIG_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/discovery/v2.0/keys"
 TOKEN_PATH = "/oauth2/v2.0/token"
+# development only: the dashboard trades the one-time code in the URL `make up` prints for a short-lived token
+DEV_SIGNIN_PATH = "/dev/signin"
+SIGNIN_CODE_TTL_S = 600
+SIGNIN_TOKEN_TTL_S = 8 * 3600
 MAX_FORM_BYTES = 4096
+_LOOPBACK_ORIGIN = re.compile(r"http://(?:127\.0\.0\.1|localhost|\[::1\])(?::[0-9]{1,5})?", re.ASCII)
 
 
 class LocalIssuer:
@@ -37,6 +46,8 @@ class LocalIssuer:
         self.keys = keys or KeyStore()
         self.clients = clients
         self.requests: Counter[str] = Counter()  # path -> count, so tests can see keys were fetched over HTTP
+        self._codes: dict[str, tuple[str, tuple[str, ...], float]] = {}  # code -> (subject, roles, expires at)
+        self._codes_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -80,6 +91,25 @@ class LocalIssuer:
         token = self.minter.mint(client_id, scope.removesuffix("/.default"), application=True)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": DEFAULT_TTL_S}
 
+    def one_time_code(self, subject: str, roles: tuple[str, ...] = (), ttl_s: float = SIGNIN_CODE_TTL_S) -> str:
+        """A code for `DEV_SIGNIN_PATH`: good for one exchange within `ttl_s` (so a URL holding it goes stale)."""
+        code = secrets.token_urlsafe(24)
+        with self._codes_lock:
+            now = time.time()
+            self._codes = {c: v for c, v in self._codes.items() if v[2] > now}
+            self._codes[code] = (subject, roles, now + ttl_s)
+        return code
+
+    def redeem(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        with self._codes_lock:
+            found = self._codes.pop(form.get("code", [""])[0], None)
+        if found is None or found[2] < time.time():
+            return 400, {"error": "invalid_grant", "error_description": "unknown, used or expired sign-in code"}
+        subject, roles, _ = found
+        token = self.minter.mint(subject, ORDERS_AUDIENCE, roles=roles, ttl_s=SIGNIN_TOKEN_TTL_S)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": SIGNIN_TOKEN_TTL_S,
+                     "subject": subject, "roles": list(roles)}
+
     def start(self) -> LocalIssuer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-issuer", daemon=True)
         self._thread.start()
@@ -115,17 +145,24 @@ def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             issuer.requests[path] += 1
             length = int(self.headers.get("Content-Length") or 0)
-            if path != TOKEN_PATH:
+            if path not in (TOKEN_PATH, DEV_SIGNIN_PATH):
                 self._json(404, {"error": "not_found"})
             elif not 0 < length <= MAX_FORM_BYTES:
                 self._json(400, {"error": "invalid_request"})
             else:
-                body = self.rfile.read(length).decode("utf-8", "replace")
-                self._json(*issuer.client_credentials(urllib.parse.parse_qs(body)))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+                if path == TOKEN_PATH:
+                    self._json(*issuer.client_credentials(form))
+                else:  # a page on another loopback port (the dashboard) may read the answer: CORS for loopback
+                    self._json(*issuer.redeem(form), cors=True)
 
-        def _json(self, status: int, payload: dict[str, Any]) -> None:
+        def _json(self, status: int, payload: dict[str, Any], *, cors: bool = False) -> None:
             body = json.dumps(payload).encode()
             self.send_response(status)
+            origin = self.headers.get("Origin", "")
+            if cors and _LOOPBACK_ORIGIN.fullmatch(origin):
+                self.send_header("Access-Control-Allow-Origin", origin)
+                self.send_header("Vary", "Origin")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")

@@ -42,6 +42,14 @@ class IdempotencyKeyReused(ApplicationError):
         super().__init__("this Idempotency-Key was already used with a different request body")
 
 
+class CheckoutRateLimited(ApplicationError):
+    """This customer placed too many orders in too short a time; nothing was written."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many orders in a short time; retry in {retry_after_s} s")
+
+
 class InvalidTransition(ApplicationError):
     """The order's state does not allow what was asked; `order` is its current state."""
 

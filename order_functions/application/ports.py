@@ -150,6 +150,9 @@ class OrderStore(OrderReader, Protocol):
 
     async def complete_key(self, customer_id: str, key: str) -> None: ...
 
+    async def key_order(self, customer_id: str, key: str) -> UUID | None:
+        """The order an unexpired key of this customer names; a read that claims nothing."""
+
     async def transition(self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "") -> Order | None:
         """Moves the order to `to` if its current state allows it; None when it does not (someone else won)."""
 

@@ -67,6 +67,15 @@ class HealthCheck:
         return {"status": "ok" if ok else "unavailable", "checks": checks}
 
 
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller may see: ok / failed per dependency (no errors, hosts, latencies or kinds)."""
+    checks = report.get("checks", {})
+    return {
+        "status": report.get("status", "unavailable"),
+        "checks": {name: {"status": "ok" if c.get("status") == "ok" else "failed"} for name, c in checks.items()},
+    }
+
+
 def failed_check(exc: BaseException) -> dict[str, Any]:
     return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:300]}
 

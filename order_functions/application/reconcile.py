@@ -46,8 +46,12 @@ class Reconcile:
         report.gave_up = await self.orders.give_up_expired(self.give_up_after_s, batch)
         await self._finish_cancellations(report, batch)
         for order in await self.orders.stale_pending(self.stale_after_s, self.give_up_after_s, batch):
-            await self.verify_queue.enqueue(order.order_id)
-            report.reenqueued += 1
+            try:
+                await self.verify_queue.enqueue(order.order_id)
+                report.reenqueued += 1
+            except Exception as exc:  # one order's failure must not stop the run for the others
+                report.errors.append(f"{order.order_id}: {exc!r}"[:300])
+                log.exception("reconciler: re-sending VerifyOrder for %s failed; next run retries", order.order_id)
         report.keys_purged = await self.orders.purge_expired_keys(1000)
         if report.reenqueued or report.gave_up or report.cancelled:
             log.info("reconciler: %s", report)
@@ -62,3 +66,6 @@ class Reconcile:
             except InventoryUnavailable as exc:
                 report.errors.append(f"{order.order_id}: {exc}")
                 log.warning("reconciler: release of %s failed, next run retries: %s", order.order_id, exc)
+            except Exception as exc:  # one order's failure must not stop the run for the others
+                report.errors.append(f"{order.order_id}: {exc!r}"[:300])
+                log.exception("reconciler: finishing the cancellation of %s failed; next run retries", order.order_id)

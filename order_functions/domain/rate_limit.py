@@ -70,6 +70,11 @@ class InMemoryRateLimiter:
                 self._forget_idle(now)
         return decision
 
+    def refund(self, key: str) -> None:
+        """Gives back the slot an `acquire` took (the checkout turned out to be a replay or wrote nothing)."""
+        if key in self._tat:
+            self._tat[key] = max(self.clock(), self._tat[key] - self.policy.interval_s)
+
     def _forget_idle(self, now: float) -> None:
         idle = [key for key, tat in self._tat.items() if tat <= now]
         for key in idle:

@@ -5,20 +5,22 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from order_functions.domain.identifiers import (
+    check_customer_id,
+    check_idempotency_key,
+    check_order_id,
+    check_product_id,
+)
 from order_functions.domain.models import LineItem
 
 MAX_BODY_BYTES = 16 * 1024
+# the parser's hard limits; the shop's own caps (domain/limits.py, configurable) are checked by the checkout
 MAX_ITEMS = 50
 MAX_QUANTITY = 1000
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
-PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
 
 
 class Fault(enum.StrEnum):
@@ -55,53 +57,57 @@ class CheckoutRequest:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class CheckoutBody:
+    """The checkout as the client sent it; `customer_id` may be left out (the signed-in customer is meant)."""
+
+    customer_id: str | None
+    items: tuple[LineItem, ...]  # product-id order
+
+
 def _err(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def parse_checkout(body: bytes) -> CheckoutRequest:
-    if len(body) > MAX_BODY_BYTES:
-        raise ValidationFailed(
-            [_err("body", f"at most {MAX_BODY_BYTES} bytes")], Fault.TOO_LARGE, "Request body too large"
-        )
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationFailed([_err("body", f"not valid JSON: {exc}")], Fault.MALFORMED, "Malformed JSON") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed([_err("body", "must be a JSON object")], Fault.MALFORMED, "Malformed request")
+def parse_checkout(body: bytes) -> CheckoutBody:
+    """Strict JSON (depth, number size, duplicate keys: 400) and whole-value field rules (422)."""
+    from order_functions.domain.strict_json import loads_object  # it builds on this module's errors
+
+    data = loads_object(body)
     errors: list[dict[str, str]] = []
     unknown = sorted(set(data) - {"customer_id", "items"})
     if unknown:
         errors.append(_err("body", f"unknown field(s): {', '.join(unknown)[:200]}"))
     customer_id = data.get("customer_id")
-    if not isinstance(customer_id, str):
-        errors.append(_err("customer_id", "is required and must be a string"))
-    elif not CUSTOMER_ID.match(customer_id):
-        errors.append(_err("customer_id", "1-64 characters: letters, digits and _ . @ : -"))
-    raw_items = data.get("items")
-    items: list[LineItem] = []
-    if not isinstance(raw_items, list):
-        errors.append(_err("items", "is required and must be a list"))
-    elif not raw_items:
-        errors.append(_err("items", "at least one item is required"))
-    elif len(raw_items) > MAX_ITEMS:
-        errors.append(_err("items", f"at most {MAX_ITEMS} items per order"))
-    else:
-        seen: set[str] = set()
-        for index, raw in enumerate(raw_items):
-            item, problems = _parse_item(raw, f"items[{index}]")
-            errors += problems
-            if item is None:
-                continue
-            if item.product_id in seen:
-                errors.append(_err(f"items[{index}].product_id", f"{item.product_id} appears more than once"))
-            seen.add(item.product_id)
-            items.append(item)
+    if customer_id is not None:
+        errors += check_customer_id(customer_id)
+    items, problems = _parse_items(data.get("items"))
+    errors += problems
     if errors:
         raise ValidationFailed(errors)
-    assert isinstance(customer_id, str)
-    return CheckoutRequest(customer_id, tuple(sorted(items)))
+    return CheckoutBody(customer_id, tuple(sorted(items)))
+
+
+def _parse_items(raw_items: Any) -> tuple[list[LineItem], list[dict[str, str]]]:
+    if not isinstance(raw_items, list):
+        return [], [_err("items", "is required and must be a list")]
+    if not raw_items:
+        return [], [_err("items", "at least one item is required")]
+    if len(raw_items) > MAX_ITEMS:
+        return [], [_err("items", f"at most {MAX_ITEMS} items per order")]
+    errors: list[dict[str, str]] = []
+    items: list[LineItem] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_items):
+        item, problems = _parse_item(raw, f"items[{index}]")
+        errors += problems
+        if item is None:
+            continue
+        if item.product_id in seen:
+            errors.append(_err(f"items[{index}].product_id", f"{item.product_id} appears more than once"))
+        seen.add(item.product_id)
+        items.append(item)
+    return items, errors
 
 
 def _parse_item(raw: Any, path: str) -> tuple[LineItem | None, list[dict[str, str]]]:
@@ -113,8 +119,7 @@ def _parse_item(raw: Any, path: str) -> tuple[LineItem | None, list[dict[str, st
         errors.append(_err(path, f"unknown field(s): {', '.join(unknown)[:200]}"))
     product_id = raw.get("product_id")
     quantity = raw.get("quantity")
-    if not isinstance(product_id, str) or not PRODUCT_ID.match(product_id):
-        errors.append(_err(f"{path}.product_id", "must be a product id (letters, digits, _ . -; up to 64)"))
+    errors += check_product_id(product_id, f"{path}.product_id")
     # bool is an int in Python; JSON true is not a quantity
     if not isinstance(quantity, int) or isinstance(quantity, bool):
         errors.append(_err(f"{path}.quantity", "must be a whole number"))
@@ -129,20 +134,12 @@ def _parse_item(raw: Any, path: str) -> tuple[LineItem | None, list[dict[str, st
 def parse_idempotency_key(raw: str | None) -> str | None:
     if raw is None or raw == "":
         return None
-    if len(raw) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise ValidationFailed(
-            [_err("Idempotency-Key", f"at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")], Fault.MALFORMED,
-            "Invalid Idempotency-Key",
-        )
-    if not IDEMPOTENCY_KEY.match(raw):
-        raise ValidationFailed(
-            [_err("Idempotency-Key", "printable ASCII without spaces")], Fault.MALFORMED, "Invalid Idempotency-Key"
-        )
+    if problems := check_idempotency_key(raw):
+        raise ValidationFailed(problems, Fault.MALFORMED, "Invalid Idempotency-Key")
     return raw
 
 
 def parse_order_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed([_err("order_id", "must be a UUID")], Fault.MALFORMED, "Invalid order id") from exc
+    if check_order_id(raw):
+        raise ValidationFailed([_err("order_id", "must be a UUID")], Fault.MALFORMED, "Invalid order id")
+    return uuid.UUID(raw)

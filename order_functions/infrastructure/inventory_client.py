@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from uuid import UUID
 
 import grpc
@@ -34,12 +35,17 @@ _REFUSALS = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.PERMISSION_DENIED,
 }
+# The inventory did not accept *our* credential: our misconfiguration, never a verdict on the customer's order,
+# so for order calls it is "inventory unavailable" (the slow path retries). Admin calls report it as a refusal.
+_AUTH_FAILURES = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
 class GrpcInventory:
-    def __init__(self, target: str, *, tls: bool = False, admin_token: str = "") -> None:
+    def __init__(
+        self, target: str, *, tls: bool = False, admin_token: str = "",
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         options = [
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
@@ -48,9 +54,10 @@ class GrpcInventory:
             ("grpc.max_reconnect_backoff_ms", 1_000),
         ]
         self.channel = (
-            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+            grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options,
+                                    interceptors=list(interceptors))
             if tls
-            else grpc.aio.insecure_channel(target, options=options)
+            else grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
         )
         self.stub = inventory_stub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
@@ -115,7 +122,7 @@ class GrpcInventory:
         try:
             reply = await self.stub.GetChaos(pb.GetChaosRequest(), timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "GetChaos", None) from exc
+            raise _translate(exc, "GetChaos", None, admin=True) from exc
         return ChaosSwitches(**chaos_from_pb(reply))
 
     async def set_chaos(self, switches: ChaosSwitches, timeout_s: float = 2.0) -> ChaosSwitches:
@@ -123,17 +130,21 @@ class GrpcInventory:
         try:
             reply = await self.stub.SetChaos(request, timeout=timeout_s, metadata=self.admin_metadata)
         except grpc.aio.AioRpcError as exc:
-            raise _translate(exc, "SetChaos", None) from exc
+            raise _translate(exc, "SetChaos", None, admin=True) from exc
         return ChaosSwitches(**chaos_from_pb(reply))
 
     async def close(self) -> None:
         await self.channel.close()
 
 
-def _translate(exc: grpc.aio.AioRpcError, method: str, order_id: UUID | None) -> Exception:
+def _translate(exc: grpc.aio.AioRpcError, method: str, order_id: UUID | None, *, admin: bool = False) -> Exception:
     code = exc.code()
     detail = str(exc.details() or "")
-    if code in _REFUSALS:
+    if code in _AUTH_FAILURES and not admin:
+        log.error("%s for order %s: the inventory refused our credential (%s %s): check INVENTORY_AUTH_*",
+                  method, order_id, code.name, detail)
+        return InventoryUnavailable(code.name, detail)
+    if code in _REFUSALS or code in _AUTH_FAILURES:
         log.info("%s refused for order %s: %s %s", method, order_id, code.name, detail)
         return InventoryRefused(code.name, detail)
     log.warning("%s for order %s: outcome unknown (%s %s)", method, order_id, code.name, detail)

@@ -140,6 +140,16 @@ class OrdersRepository:
                 (customer_id, key),
             )
 
+    async def key_order(self, customer_id: str, key: str) -> UUID | None:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                "SELECT order_id FROM idempotency_keys"
+                " WHERE customer_id = %s AND idem_key = %s AND expires_at >= now()",
+                (customer_id, key),
+            )
+            row = await cur.fetchone()
+            return row["order_id"] if row else None
+
     async def get(self, order_id: UUID) -> Order | None:
         async with connection(self.pool) as conn:
             return await self._get(conn, order_id)

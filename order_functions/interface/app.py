@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from order_functions.bootstrap import get_authenticator
 from order_functions.interface import bus_functions, dashboard, http_api
+from order_functions.interface.auth import SecuredFunctionApp
 from order_functions.interface.telemetry_setup import setup_telemetry
 
 setup_telemetry()
 
 
-
 def build_app() -> func.FunctionApp:
-    """A FunctionApp with every function; a fresh one per call (the host reads an app's metadata only once)."""
-    function_app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    """A FunctionApp with every function; a fresh one per call (the host reads an app's metadata only once).
+    Its HTTP functions need a bearer token unless listed in `auth.ANONYMOUS_ROUTES`."""
+    function_app = SecuredFunctionApp(http_auth_level=func.AuthLevel.FUNCTION, authenticator=get_authenticator)
     function_app.register_functions(http_api.bp)
     function_app.register_functions(bus_functions.bp)
     function_app.register_functions(dashboard.bp)

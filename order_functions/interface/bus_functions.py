@@ -27,14 +27,20 @@ RECONCILE_SCHEDULE = env_str("RECONCILE_SCHEDULE", "0 */5 * * * *")  # Flex idle
 CATALOGUE_REFRESH_SCHEDULE = "*/30 * * * * *"  # the safety net for lost or late stock events
 
 
+class MalformedVerifyMessage(Exception):
+    """A VerifyOrder message nobody can process; raised so the bus keeps it (dead-letter), never deletes it."""
+
+
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=VERIFY_QUEUE, connection="ServiceBusConnection")
 async def verify_order(msg: func.ServiceBusMessage) -> None:
     try:
         order_id: UUID = parse_verify_body(msg.get_body())
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        # a malformed message can never succeed: record it loudly and let it go rather than retry it 10 times
-        log.error("VerifyOrder message %s is malformed and was dropped: %r", msg.message_id, exc)
-        return
+        # Never dropped: failing the delivery makes the bus redeliver it until its max delivery count, then
+        # dead-letter it with its body intact, where an operator can see what was sent (and by what).
+        log.error("VerifyOrder message %s is malformed (delivery %s); failing it so the bus dead-letters it: %r",
+                  msg.message_id, msg.delivery_count, exc)
+        raise MalformedVerifyMessage(f"message {msg.message_id} is not a VerifyOrder message: {exc!r}"[:300]) from exc
     delivery_count = msg.delivery_count or 1
     sent_from = propagate.extract(_carrier(msg.application_properties))
     producer = trace.get_current_span(sent_from).get_span_context()

@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
+import html
 import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from order_functions.application.identity import OPS_ROLE, require_role
 from order_functions.application.ports import ChaosSwitches
 from order_functions.bootstrap import get_services
+from order_functions.domain.strict_json import JsonLimits, loads_object
 from order_functions.domain.validation import Fault, ValidationFailed
+from order_functions.interface.auth import caller
 from order_functions.interface.http_support import handle_errors, json_response, request_path, request_query
 from order_functions.interface.problems import Problem, problem_response
+from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
 )
+SIGNIN_PLACEHOLDER = "__DEV_SIGNIN_URL__"
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -104,12 +110,31 @@ def asset_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def load_asset(path: Path, *, version: str | None = None) -> Asset:
+def load_asset(path: Path, *, version: str | None = None, extra: dict[str, str] | None = None) -> Asset:
     body = path.read_bytes()
     if version is not None:
         body = body.replace(VERSION_PLACEHOLDER.encode(), version.encode())
+    for placeholder, value in (extra or {}).items():
+        body = body.replace(placeholder.encode(), value.encode())
     etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
     return Asset(body, CONTENT_TYPES[path.suffix.lower()], etag)
+
+
+def dev_signin_url() -> str:
+    """The devstack issuer's sign-in exchange (`DASHBOARD_DEV_SIGNIN_URL`), honoured only on loopback http: in
+    Azure the page has no such shortcut and needs a real sign-in (docs/identity.md "The dashboard")."""
+    url = env_str("DASHBOARD_DEV_SIGNIN_URL")
+    parts = urlsplit(url)
+    if url and parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}:
+        return url
+    return ""
+
+
+def page_csp(signin_url: str) -> str:
+    if not signin_url:
+        return PAGE_CSP
+    parts = urlsplit(signin_url)
+    return PAGE_CSP.replace("connect-src 'self'", f"connect-src 'self' {parts.scheme}://{parts.netloc}")
 
 
 def _not_modified(req: func.HttpRequest, etag: str) -> bool:
@@ -148,8 +173,9 @@ async def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     index = static_file("index.html")
     if index is None:
         return _not_found()
-    asset = load_asset(index, version=asset_version())
-    return asset_response(req, asset, REVALIDATE, {"Content-Security-Policy": PAGE_CSP})
+    signin = dev_signin_url()
+    asset = load_asset(index, version=asset_version(), extra={SIGNIN_PLACEHOLDER: html.escape(signin)})
+    return asset_response(req, asset, REVALIDATE, {"Content-Security-Policy": page_csp(signin)})
 
 
 @bp.route(route="dashboard/{*path}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -183,20 +209,15 @@ def chaos_json(settings: ChaosSwitches) -> dict[str, Any]:
 CHAOS_FIELDS = ("gremlin_enabled", "min_delay_s", "max_delay_s", "pattern", "crash_rate")
 
 
+def is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
+
+
 def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
     """The requested settings merged over the current ones; fields left out keep their value.
     Malformed JSON or a non-object body: 400. Wrong types, unknown fields or values out of range: 422."""
-    if len(raw) > MAX_CHAOS_BODY:
-        raise ValidationFailed([{"field": "", "message": f"at most {MAX_CHAOS_BODY} bytes"}], Fault.TOO_LARGE,
-                               "Payload too large")
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed([{"field": "", "message": f"not valid JSON: {exc}"[:200]}], Fault.MALFORMED,
-                               "Malformed JSON") from exc
-    if not isinstance(body, dict):
-        raise ValidationFailed([{"field": "", "message": "the body must be a JSON object"}], Fault.MALFORMED,
-                               "Malformed JSON")
+    body = loads_object(raw or b"null", JsonLimits(max_bytes=MAX_CHAOS_BODY))
     errors: list[dict[str, str]] = []
     for name in sorted(set(body) - set(CHAOS_FIELDS)):
         errors.append({"field": str(name)[:60], "message": f"unknown field; known: {', '.join(CHAOS_FIELDS)}"})
@@ -235,7 +256,13 @@ def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
 @bp.route(route="ops/chaos", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
 @handle_errors
 async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
-    """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled."""
+    """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled.
+    Operators only; a POST must be `application/json` (a cross-site form cannot send that without CORS)."""
+    require_role(caller(), OPS_ROLE)
+    if req.method.upper() == "POST" and not is_json(req.headers.get("Content-Type")):
+        unsupported = Problem(415, "Unsupported media type", "send the settings as application/json",
+                              "unsupported-media-type", headers={"Accept-Post": "application/json"})
+        return problem_response(unsupported, request_path(req))
     chaos = (await get_services()).chaos
     headers = {"Cache-Control": "no-store"}
     current = chaos_json(await chaos.current())
@@ -254,5 +281,6 @@ async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="stats/bus", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @handle_errors
 async def bus_stats(req: func.HttpRequest) -> func.HttpResponse:
+    require_role(caller(), OPS_ROLE)
     body = await (await get_services()).bus_status()
     return json_response(body, headers={"Cache-Control": "no-store"})

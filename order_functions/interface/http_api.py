@@ -9,12 +9,15 @@ from typing import Any
 
 import azure.functions as func
 
-from order_functions.application.queries import failed_check
-from order_functions.bootstrap import get_services
+from order_functions.application.identity import OPS_ROLE, AuthenticationFailed, Principal, require_role
+from order_functions.application.queries import failed_check, public_health
+from order_functions.bootstrap import get_authenticator, get_services
 from order_functions.domain.models import Order, OrderStatus
 from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import parse_checkout, parse_idempotency_key, parse_order_id
-from order_functions.interface.http_support import LATENCY, api, json_response
+from order_functions.interface.auth import caller
+from order_functions.interface.http_support import LATENCY, api, handle_errors, json_response
+from order_functions.interface.openapi import openapi_document
 from order_functions.interface.order_listing import encode_cursor, parse_order_listing
 from order_functions.interface.problems import STATUS_CODE_FOR
 
@@ -48,8 +51,8 @@ def order_response(order: Order, *, replayed: bool = False, status: int | None =
 @api
 async def create_order(req: func.HttpRequest) -> func.HttpResponse:
     key = parse_idempotency_key(req.headers.get("Idempotency-Key"))
-    request = parse_checkout(req.get_body())
-    result = await (await get_services()).checkout(request, key)
+    body = parse_checkout(req.get_body())
+    result = await (await get_services()).customer_checkout(caller(), body, key)
     return order_response(result.order, replayed=result.replayed)
 
 
@@ -57,7 +60,7 @@ async def create_order(req: func.HttpRequest) -> func.HttpResponse:
 @api
 async def get_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
-    order = await (await get_services()).orders.get(order_id)
+    order = await (await get_services()).customer_orders.get(caller(), order_id)
     return order_response(order, status=200)
 
 
@@ -65,7 +68,7 @@ async def get_order(req: func.HttpRequest) -> func.HttpResponse:
 @api
 async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
-    result = await (await get_services()).cancel_order(order_id)
+    result = await (await get_services()).customer_orders.cancel(caller(), order_id)
     if result.complete:
         return order_response(result.order, status=200)
     # the intent is recorded; the release finishes as soon as the inventory answers
@@ -79,8 +82,8 @@ async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
 @api
 async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
     query = parse_order_listing(req.params)
-    orders = await (await get_services()).orders.recent(
-        status=query.status, customer_id=query.customer_id, limit=query.limit, before=query.before
+    orders = await (await get_services()).customer_orders.recent(
+        caller(), status=query.status, customer_id=query.customer_id, limit=query.limit, before=query.before
     )
     next_cursor = encode_cursor(orders[-1]) if len(orders) == query.limit else None
     return json_response({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
@@ -105,24 +108,50 @@ async def list_products(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="orders/{order_id}/ship", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @api
 async def ship_order(req: func.HttpRequest) -> func.HttpResponse:
-    """Operations: the order has left the warehouse. Ops role (DESIGN.md §3): gated by the function key like the
-    other ops routes until caller authentication is wired, then `require_role(caller(), OPS_ROLE)` here."""
+    """Operations: the order has left the warehouse (the `ops` role only)."""
+    require_role(caller(), OPS_ROLE)
     order_id = parse_order_id(req.route_params.get("order_id", ""))
     result = await (await get_services()).ship_order(order_id)
     return order_response(result.order, replayed=result.replayed, status=200)
 
 
+async def optional_caller(req: func.HttpRequest) -> Principal | None:
+    """On an anonymous route: the caller if a valid token came along, else None (never a 401 for a probe)."""
+    if not req.headers.get("Authorization"):
+        return None
+    try:
+        return await get_authenticator().authenticate(req.headers.get("Authorization"))
+    except AuthenticationFailed:
+        return None
+    except Exception:  # the validator itself is broken (settings?): the probe still answers, minimally
+        log.exception("health: cannot validate the bearer token")
+        return None
+
+
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Anonymous: ok / failed per dependency and nothing more. With an `ops` token: latencies, errors, bus kind."""
+    principal = await optional_caller(req)
+    detailed = principal is not None and principal.is_ops
     try:
         services = await asyncio.wait_for(get_services(), timeout=STARTUP_TIMEOUT_S)
     except Exception as exc:
         log.error("health: order service cannot start its clients: %r", exc)
-        return json_response({"status": "unavailable", "checks": {"orders_database": failed_check(exc)}}, 503)
-    report = await services.health()
-    return json_response(report, 200 if report["status"] == "ok" else 503)
+        report = {"status": "unavailable", "checks": {"orders_database": failed_check(exc)}}
+    else:
+        report = await services.health()
+    headers = {"Cache-Control": "no-store"}
+    return json_response(report if detailed else public_health(report), 200 if report["status"] == "ok" else 503,
+                         headers)
 
 
-@bp.route(route="stats/latency", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="stats/latency", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@handle_errors  # not @api: polling the statistics must not count as the traffic they measure
 async def latency_stats(req: func.HttpRequest) -> func.HttpResponse:
+    require_role(caller(), OPS_ROLE)
     return json_response(LATENCY.stats(time.monotonic()).to_json(), headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(openapi_document(), headers={"Cache-Control": "no-cache"})

@@ -1,19 +1,25 @@
-"""The `GET /orders` query: filters, page size and the opaque cursor, parsed all at once (every error reported)."""
+"""The `GET /orders` query: filters, page size and the opaque cursor, parsed all at once (every error reported).
+
+Strict: `limit` is 1-4 ASCII digits (not "²", not 5,000 digits), identifiers are matched whole, the cursor is only
+what this API handed out, and a parameter this API does not know is an error rather than silently ignored.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from order_functions.domain import query_params
+from order_functions.domain.identifiers import check_customer_id
 from order_functions.domain.models import Order, OrderStatus
-from order_functions.domain.validation import CUSTOMER_ID, Fault, ValidationFailed
+from order_functions.domain.validation import Fault, ValidationFailed
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+DEFAULT_LIMIT = query_params.DEFAULT_LIMIT
+MAX_LIMIT = query_params.MAX_LIMIT
+# `code` is the Functions host's own function-key parameter
+KNOWN_PARAMETERS = frozenset({"status", "customer_id", "limit", "cursor", "code"})
 
 
 @dataclass(frozen=True)
@@ -25,39 +31,27 @@ class OrderListing:
 
 
 def encode_cursor(last: Order) -> str:
-    return base64.urlsafe_b64encode(f"{last.created_at.isoformat()}|{last.order_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Raises ValueError for anything this API did not hand out."""
-    try:
-        at, _, oid = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), UUID(oid)
-    except (UnicodeDecodeError, binascii.Error) as exc:
-        raise ValueError("not a cursor") from exc
+    return query_params.encode_cursor(query_params.Cursor(last.created_at, last.order_id))
 
 
 def parse_order_listing(params: Mapping[str, str]) -> OrderListing:
     errors: list[dict[str, str]] = []
     status = None
-    if status_raw := params.get("status"):
+    if (status_raw := params.get("status")) is not None:
         try:
             status = OrderStatus(status_raw)
         except ValueError:
             errors.append({"field": "status", "message": f"one of {', '.join(s.value for s in OrderStatus)}"})
     customer = params.get("customer_id")
-    if customer is not None and not CUSTOMER_ID.match(customer):
-        errors.append({"field": "customer_id", "message": "not a valid customer id"})
-    limit_raw = params.get("limit", str(DEFAULT_LIMIT))
-    limit = int(limit_raw) if limit_raw.isdigit() else 0
-    if not 1 <= limit <= MAX_LIMIT:
-        errors.append({"field": "limit", "message": f"a whole number between 1 and {MAX_LIMIT}"})
-    before = None
-    if cursor := params.get("cursor"):
-        try:
-            before = decode_cursor(cursor)
-        except ValueError:
-            errors.append({"field": "cursor", "message": "not a cursor this API returned"})
+    if customer is not None:
+        errors += check_customer_id(customer)
+    limit, problems = query_params.parse_limit(params.get("limit"))
+    errors += problems
+    cursor, problems = query_params.parse_cursor(params.get("cursor"))
+    errors += problems
+    errors += [{"field": str(name)[:40], "message": "unknown query parameter"}
+               for name in sorted(set(params) - KNOWN_PARAMETERS)]
     if errors:
         raise ValidationFailed(errors, Fault.MALFORMED, "Invalid query")
+    before = (cursor.created_at, cursor.order_id) if cursor else None
     return OrderListing(status, customer, limit, before)

@@ -14,6 +14,7 @@ from typing import Any
 import azure.functions as func
 
 from order_functions.application import errors
+from order_functions.application.identity import AuthenticationFailed, Forbidden
 from order_functions.application.ports import InventoryUnavailable, StoreUnavailable
 from order_functions.domain.models import OrderStatus
 from order_functions.domain.order_messages import order_message
@@ -114,10 +115,28 @@ def _store_unavailable(exc: StoreUnavailable) -> Problem:
                    "database-unavailable", headers=RETRY_AFTER)
 
 
+def _unauthorized(exc: AuthenticationFailed) -> Problem:
+    return Problem(401, "Unauthorized", exc.detail, "unauthorized",
+                   headers={"WWW-Authenticate": exc.www_authenticate, "Cache-Control": "no-store"})
+
+
+def _forbidden(exc: Forbidden) -> Problem:
+    challenge = exc.www_authenticate
+    return Problem(403, "Forbidden", exc.detail, "forbidden",
+                   headers={"WWW-Authenticate": challenge} if challenge else {})
+
+
+def _rate_limited(exc: errors.CheckoutRateLimited) -> Problem:
+    return Problem(429, "Too many orders", str(exc), "rate-limited", headers={"Retry-After": str(exc.retry_after_s)})
+
+
 # First match wins (subclasses before their bases).
 _MAPPING: list[tuple[type[Exception], Callable[[Any], Problem]]] = [
     (Problem, lambda p: p),
     (ValidationFailed, _validation),
+    (AuthenticationFailed, _unauthorized),
+    (Forbidden, _forbidden),
+    (errors.CheckoutRateLimited, _rate_limited),
     (errors.OrderNotFound, lambda e: Problem(404, "Order not found", str(e), "order-not-found")),
     (errors.UnknownProduct, _unknown_product),
     (errors.IdempotencyInFlight, _in_flight),

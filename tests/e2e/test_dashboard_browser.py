@@ -22,11 +22,13 @@ from yarl import URL
 import function_app
 from devstack.browsers import chromium_path
 from devstack.functions_host import FunctionsHost
+from devstack.identity.issuer import DEV_SIGNIN_PATH
 from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.domain.rolling_window import RollingWindow
 from order_functions.interface import dashboard, http_api, http_support
 from order_functions.interface.app import build_app
 from tests import REPO_ROOT
+from tests.support.identity import bearer, issuer
 from tests.support.inventory import InventoryHarness, running_inventory
 from tests.support.orders import OrderHarness, order_app
 from valerix_common.embedded_pg import EmbeddedPostgres
@@ -52,13 +54,13 @@ class Served:
             return resp.status, await resp.read(), resp.headers
 
     async def latency(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.base}/api/stats/latency") as resp:
+        async with self.http.get(f"{self.base}/api/stats/latency", headers=bearer("opsy", "ops")) as resp:
             return dict(await resp.json())
 
     async def checkout(self, product: str, customer: str = "load") -> int:
         body = {"customer_id": customer, "items": [{"product_id": product, "quantity": 1}]}
         async with self.http.post(f"{self.base}/api/orders", json=body,
-                                  headers={"Idempotency-Key": uuid.uuid4().hex}) as resp:
+                                  headers={"Idempotency-Key": uuid.uuid4().hex, **bearer(customer)}) as resp:
             await resp.read()
             return resp.status
 
@@ -93,7 +95,8 @@ async def served(inventory: InventoryHarness, orders_db_url: str, monkeypatch: p
     inventory.running.chaos.update(ChaosSettings())
     try:
         async with order_app(inventory, orders_db_url, ADMIN_API_ENABLED="true",
-                             LOCAL_BUS_DATABASE_URL=orders_db_url) as orders:
+                             LOCAL_BUS_DATABASE_URL=orders_db_url,
+                             DASHBOARD_DEV_SIGNIN_URL=issuer().url + DEV_SIGNIN_PATH) as orders:
             host = FunctionsHost(build_app(), app_module=function_app, port=0, poll_interval_s=0.05)
             port = await host.start()
             try:
@@ -120,7 +123,9 @@ async def test_page_and_assets_have_types_caching_and_security_headers(served: S
     assert dashboard.VERSION_PLACEHOLDER not in page and 'id="latency-alert"' in page
     version = dashboard.asset_version()
     assert f"dashboard/app.js?v={version}" in page and f"dashboard/app.css?v={version}" in page
-    assert "http://" not in page and "https://" not in page  # nothing from the network but our own API
+    # nothing from the network but our own API (the development sign-in exchange is data, not a resource)
+    page = page.replace(f'content="{issuer().url + DEV_SIGNIN_PATH}"', "")
+    assert "http://" not in page and "https://" not in page
 
     status, _, again = await served.get("/api/dashboard", headers={"If-None-Match": headers["ETag"]})
     assert status == 304 and again["ETag"] == headers["ETag"]
@@ -191,8 +196,13 @@ class Scenario:
 
 async def _open_page(s: Scenario) -> None:
     page, expect, product = s.page, s.expect, s.product
-    await page.goto(f"{s.served.base}/api/dashboard", wait_until="domcontentloaded")
+    # signed in by the one-time code in the URL's fragment, as with the URL `make up` prints
+    code = issuer().one_time_code("browser-alice", ("ops",))
+    await page.goto(f"{s.served.base}/api/dashboard#signin={code}", wait_until="domcontentloaded")
     await expect(page).to_have_title("Valerix dashboard")
+    await expect(page.locator("#who")).to_have_text("signed in as browser-alice (ops)")
+    assert "signin" not in page.url  # the code left the address bar (and is spent anyway)
+    await expect(page.get_by_label("customer")).to_have_value("browser-alice")
     await expect(page.locator(f'#co-product option[value="{product}"]')).to_have_count(1)
     await expect(page.locator(f'#products tr[data-product="{product}"] td.num').first).to_have_text("500")
 
@@ -202,7 +212,6 @@ async def _checkout_then_replay(s: Scenario) -> None:
     page, expect, product = s.page, s.expect, s.product
     await page.select_option("#co-product", product)
     await page.get_by_label("quantity").fill("2")
-    await page.get_by_label("customer").fill("browser-alice")
     await page.get_by_role("button", name="Place order").click()
     await expect(page.locator("#co-status")).to_have_text("HTTP 201 — confirmed")
     await expect(page.locator("#co-message")).to_have_text("Your order is confirmed: the stock is reserved for you.")
@@ -313,7 +322,8 @@ async def _on_a_phone(s: Scenario, browser: Any) -> None:
     phone = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
                                       is_mobile=True, has_touch=True)
     mobile = await phone.new_page()
-    await mobile.goto(f"{s.served.base}/api/dashboard", wait_until="domcontentloaded")
+    phone_code = issuer().one_time_code("phone-bob", ("ops",))
+    await mobile.goto(f"{s.served.base}/api/dashboard#signin={phone_code}", wait_until="domcontentloaded")
     await expect(mobile.locator("#latency-alert")).to_have_attribute("data-state", "OK")
     await expect(mobile.locator("li.order")).to_have_count(25)  # the 25 most recent (load included)
     await expect(mobile.locator("#health-overall")).to_have_attribute("data-ok", "true")
@@ -333,7 +343,9 @@ def _watch(page: Any, served: Served) -> tuple[list[str], list[str]]:
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
     outside: list[str] = []
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(served.base) else None)
+    signin = issuer().url + DEV_SIGNIN_PATH  # the one request elsewhere: the development sign-in
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith(served.base) and r.url != signin else None)
     return problems, outside
 
 
@@ -371,3 +383,27 @@ async def test_dashboard_in_chromium_alert_goes_red_under_the_gremlin_and_back(s
     (SCREENSHOTS / "dashboard-latency.json").write_text(json.dumps(report, indent=2))
     print("latency under the Gremlin:", report["slow"], "after:", report["recovered"])
     assert time.monotonic() - started < 90
+
+
+async def test_the_development_sign_in_is_one_time_and_loopback_only(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exchange = issuer().url + DEV_SIGNIN_PATH
+    status, body, headers = await served.get("/api/dashboard")
+    assert f'name="valerix-dev-signin" content="{exchange}"' in body.decode()
+    assert f"connect-src 'self' {issuer().url};" in headers["Content-Security-Policy"]
+    code = issuer().one_time_code("browser-carol", ("ops",))
+    origin = {"Origin": served.base}
+    async with served.http.post(exchange, data={"code": code}, headers=origin) as resp:
+        answer = await resp.json()
+        assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == served.base
+    status, _, _ = await served.get("/api/stats/bus", headers={"Authorization": f"Bearer {answer['access_token']}"})
+    assert status == 200 and answer["subject"] == "browser-carol" and answer["expires_in"] <= 8 * 3600
+    async with served.http.post(exchange, data={"code": code}, headers=origin) as resp:
+        assert resp.status == 400  # spent
+    async with served.http.post(exchange, data={"code": issuer().one_time_code("x", ttl_s=-1)}) as resp:
+        assert resp.status == 400  # expired
+    monkeypatch.setenv("DASHBOARD_DEV_SIGNIN_URL", "https://issuer.example/dev/signin")  # never honoured remotely
+    status, body, headers = await served.get("/api/dashboard")
+    assert 'name="valerix-dev-signin" content=""' in body.decode()
+    assert "connect-src 'self';" in headers["Content-Security-Policy"]

@@ -14,6 +14,7 @@ import function_app
 from devstack.functions_host import FunctionsHost
 from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.interface.app import build_app
+from tests.support.identity import bearer
 from tests.support.inventory import InventoryHarness
 from tests.support.orders import OrderHarness, new_key, order_app
 
@@ -23,7 +24,10 @@ class Api:
         self.base = base
         self.http = http
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async def request(self, method: str, path: str, *, who: str = "alice", roles: tuple[str, ...] = ("ops",),
+                      **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+        """Signed in as `who` (an operator by default, so the walk-through may read statistics too)."""
+        kwargs["headers"] = {**bearer(who, *roles), **kwargs.get("headers", {})}
         async with self.http.request(method, f"{self.base}{path}", **kwargs) as resp:
             body = await resp.json(content_type=None) if await resp.read() else None
             return resp.status, body, resp
@@ -72,7 +76,7 @@ async def test_gremlin_202_then_confirmed_through_the_bus_over_http(stack: tuple
     try:
         started = time.monotonic()
         status, pending, resp = await api.request(
-            "POST", "/orders", json={"customer_id": "bob", "items": [{"product_id": product, "quantity": 1}]}
+            "POST", "/orders", json={"customer_id": "bob", "items": [{"product_id": product, "quantity": 1}]}, who="bob"
         )
         answered = time.monotonic() - started
         assert status == 202 and pending["status"] == "pending", pending
@@ -95,7 +99,8 @@ async def test_gremlin_202_then_confirmed_through_the_bus_over_http(stack: tuple
 async def test_errors_over_http_are_problem_json(stack: tuple[Api, OrderHarness]) -> None:
     api, orders = stack
     before = orders.count("orders")
-    async with api.http.post(f"{api.base}/orders", data=b"{oops", headers={"Content-Type": "application/json"}) as r:
+    async with api.http.post(f"{api.base}/orders", data=b"{oops",
+                             headers={"Content-Type": "application/json", **bearer("alice")}) as r:
         assert r.status == 400 and r.headers["Content-Type"].startswith("application/problem+json")
         assert (await r.json(content_type=None))["title"] == "Malformed JSON"
     status, body, _ = await api.request("GET", "/orders/not-a-uuid")

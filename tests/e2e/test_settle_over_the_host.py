@@ -17,6 +17,7 @@ import function_app
 from devstack.functions_host import FunctionsHost
 from inventory_service.middleware.chaos import ChaosSettings
 from order_functions.interface.app import build_app
+from tests.support.identity import bearer
 from tests.support.inventory import running_inventory
 from tests.support.orders import OrderHarness, order_app
 from valerix_common.embedded_pg import EmbeddedPostgres
@@ -49,6 +50,7 @@ async def hosted(
 
 
 async def fetch(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+    kwargs.setdefault("headers", bearer("alice", "ops"))  # the order's customer, with the ops role for /ship
     async with http.request(method, url, **kwargs) as resp:
         return resp.status, await resp.json(content_type=None)
 

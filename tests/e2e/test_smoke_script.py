@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import function_app
 from devstack.functions_host import FunctionsHost
 from order_functions.interface.app import build_app
+from tests.support.identity import token
 from tests.support.inventory import InventoryHarness
 from tests.support.orders import OrderHarness, order_app
 
@@ -29,9 +31,9 @@ async def api(inventory: InventoryHarness, orders_db_url: str) -> AsyncIterator[
             await host.stop()
 
 
-async def _run(*args: str) -> tuple[int, str]:
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(sys.executable, str(SCRIPT), *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT)
+                                                stderr=asyncio.subprocess.STDOUT, env={**os.environ, **(env or {})})
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
@@ -41,7 +43,7 @@ async def test_smoke_script_checks_out_one_order_and_returns_the_stock(api: tupl
     base, orders = api
     await orders.inventory.new_product(3)
     before = orders.inventory.sql("SELECT sum(available)::int FROM products")[0][0]
-    code, out = await _run(base)
+    code, out = await _run(base, env={"SMOKE_BEARER_TOKEN": token("smoke-customer")})  # as the workflow does
     assert code == 0, out
     assert "health: 200" in out and "confirmed" in out and "cancelled" in out
     assert orders.inventory.sql("SELECT sum(available)::int FROM products")[0][0] == before

@@ -16,16 +16,21 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.identity import ORDER_SERVICE_CLIENT_ID
+from devstack.identity.settings import INVENTORY_AUDIENCE
 from inventory_service.config import InventoryConfig
 from inventory_service.middleware.auth import CallerAuthSettings
 from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.server import RunningInventory, start_inventory
+from order_functions.infrastructure.inventory_credentials import BearerTokenInterceptor, CachedToken
 from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
 from tests import REPO_ROOT
+from tests.support.identity import issuer
 from valerix_common.bus.publishers import BusSettings
 from valerix_common.embedded_pg import free_port
+from valerix_common.jwt_auth import JwtSettings
 
 ROOT = REPO_ROOT
 
@@ -80,17 +85,41 @@ class InventoryHarness:
         return int(self.sql("SELECT count(*) FROM reservations")[0][0])
 
 
+def order_service_caller_auth() -> CallerAuthSettings:
+    """The inventory's caller check against the test issuer: only the Order Service's identity gets in."""
+    return CallerAuthSettings(
+        JwtSettings(issuer().url, (INVENTORY_AUDIENCE,)), frozenset({ORDER_SERVICE_CLIENT_ID})
+    )
+
+
+def order_service_interceptor() -> BearerTokenInterceptor:
+    """The Order Service's credential (a token from the test issuer), as the order side's channel carries it."""
+    token = issuer().minter.mint(ORDER_SERVICE_CLIENT_ID, INVENTORY_AUDIENCE, application=True)
+
+    async def fetch() -> tuple[str, float]:
+        return token, time.time() + 3600
+
+    return BearerTokenInterceptor(CachedToken(fetch))
+
+
+def order_service_channel(target: str) -> grpc.aio.Channel:
+    """A channel that calls as the Order Service, like the order side does."""
+    return grpc.aio.insecure_channel(target, interceptors=[order_service_interceptor()])
+
+
 @asynccontextmanager
 async def running_inventory(
     inventory_db_url: str, caller_auth: CallerAuthSettings | None = None, bus_url: str = ""
 ) -> AsyncIterator[InventoryHarness]:
-    """`bus_url`: the local bus its outbox relay publishes reservation events to (none: they wait in the outbox)."""
+    """The inventory with its caller check on (the test issuer's Order Service identity unless told otherwise).
+
+    `bus_url`: the local bus its outbox relay publishes reservation events to (none: they wait in the outbox)."""
     chaos = Chaos(ChaosSettings())
-    config = inventory_config(inventory_db_url, caller_auth)
+    config = inventory_config(inventory_db_url, caller_auth or order_service_caller_auth())
     if bus_url:
         config = dataclasses.replace(config, bus=BusSettings(local_bus_url=bus_url), outbox_poll_interval_s=0.2)
     running = await start_inventory(config, chaos)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}")
+    channel = order_service_channel(f"127.0.0.1:{running.grpc_port}")
     try:
         yield InventoryHarness(running, inventory_stub(channel), channel, inventory_db_url)
     finally:

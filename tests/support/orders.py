@@ -20,6 +20,7 @@ from devstack.functions_host import HostConfig, Outcome, QueuePump, read_functio
 from order_functions import bootstrap
 from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
+from tests.support.identity import DEFAULT_CUSTOMER, bearer, order_service_auth_env
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
 from valerix_common.local_bus import ORDER_SERVICE_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, subscription_queue
 
@@ -37,11 +38,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 def http_request(
     method: str, route: str, body: Any = None, *, headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None, route_params: dict[str, str] | None = None, raw: bytes | None = None,
+    customer: str | None = DEFAULT_CUSTOMER, roles: tuple[str, ...] = ("ops",),
 ) -> func.HttpRequest:
+    """A request as the host hands it over; signed in as `customer` (with `roles`) unless `customer` is None."""
     payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    auth = bearer(customer, *roles) if customer is not None else {}
     return func.HttpRequest(
         method=method, url=f"http://localhost:7071/api/{route}", body=payload,
-        headers={"Content-Type": "application/json", **(headers or {})}, params=params or {},
+        headers={"Content-Type": "application/json", **auth, **(headers or {})}, params=params or {},
         route_params=route_params or {},
     )
 
@@ -78,11 +82,13 @@ class OrderHarness:
     def count(self, table: str) -> int:
         return int(self.sql(f"SELECT count(*) FROM {table}")[0][0])
 
-    async def checkout(self, items: list[tuple[str, int]], *, customer: str = "c-1", key: str | None = None
+    async def checkout(self, items: list[tuple[str, int]], *, customer: str = DEFAULT_CUSTOMER, key: str | None = None
                        ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """POST /orders signed in as `customer`, who is also named in the body."""
         headers = {"Idempotency-Key": key} if key else {}
         body = {"customer_id": customer, "items": [{"product_id": p, "quantity": q} for p, q in items]}
-        return await call("create_order", http_request("POST", "orders", body, headers=headers))
+        return await call("create_order", http_request("POST", "orders", body, headers=headers, customer=customer,
+                                                       roles=()))
 
     async def deliver_verify(self, max_rounds: int = 5, *, raise_failures: bool = True) -> list[str]:
         """Feeds queued VerifyOrder messages to the trigger function through the local host's own queue pump
@@ -164,6 +170,10 @@ async def order_app(inventory: InventoryHarness, orders_db_url: str, **overrides
         "INVENTORY_TIMEOUT_SECONDS": "2",
         "VERIFY_TIMEOUT_SECONDS": "10",
         "LOCAL_BUS_DUPLICATE_WINDOW_S": "600",
+        # tests place many orders per customer quickly; the limit itself is tested with its own settings
+        "CHECKOUT_RATE_PER_MINUTE": "6000",
+        "CHECKOUT_RATE_BURST": "1000",
+        **order_service_auth_env(),
         **overrides,
     }
     await bootstrap.shutdown()

@@ -87,6 +87,10 @@ class FakeStore:
     async def complete_key(self, customer_id: str, key: str) -> None:
         self.keys[(customer_id, key)].completed = True
 
+    async def key_order(self, customer_id: str, key: str) -> UUID | None:
+        found = self.keys.get((customer_id, key))
+        return found.order_id if found else None
+
     async def get(self, order_id: UUID) -> Order | None:
         return self.orders.get(order_id)
 

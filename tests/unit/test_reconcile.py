@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from order_functions.application.ports import InventoryUnavailable, ReleaseOutcome, ReservationStatus
+import pytest
+
+from order_functions.application.ports import InventoryUnavailable, OutgoingMessage, ReleaseOutcome, ReservationStatus
 from order_functions.domain.models import OrderStatus, SettledVia
 from tests.unit.conftest import World, build_world
 from tests.unit.fakes import config, request
@@ -61,3 +63,30 @@ async def test_expired_keys_are_purged_in_bounded_batches(world: World) -> None:
     world.store.expired_keys = 1500
     assert (await world.services.reconcile()).keys_purged == 1000
     assert (await world.services.reconcile()).keys_purged == 500
+
+
+async def test_one_failing_order_does_not_stop_the_run_for_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build_world(config(give_up_after_s=60.0, stale_after_s=5.0))
+    broken = world.store.add(uuid.uuid4(), request(), age_s=120)
+    healthy = world.store.add(uuid.uuid4(), request(), age_s=121)
+    stale = [world.store.add(uuid.uuid4(), request(), age_s=10) for _ in range(2)]
+    release, send = world.inventory.release, world.bus.send
+
+    async def release_failing_for_one(order_id: uuid.UUID, reason: str, timeout_s: float) -> ReleaseOutcome:
+        if order_id == broken.order_id:
+            raise RuntimeError("a bug or a surprise answer for this one order")
+        return await release(order_id, reason, timeout_s)
+
+    async def send_failing_for_one(message: OutgoingMessage) -> None:
+        if str(stale[0].order_id) in message.message_id:
+            raise OSError("bus refused this one message")
+        await send(message)
+
+    monkeypatch.setattr(world.inventory, "release", release_failing_for_one)
+    monkeypatch.setattr(world.bus, "send", send_failing_for_one)
+    report = await world.services.reconcile()
+    assert world.store.orders[healthy.order_id].status is OrderStatus.CANCELLED
+    assert world.store.orders[broken.order_id].status is OrderStatus.PENDING  # retried next run
+    assert report.cancelled == 1 and any(str(broken.order_id) in e for e in report.errors)
+    assert [m.message_id for m in world.bus.sent] == [f"verify-{stale[1].order_id}"]
+    assert world.metrics.gauge_refreshes == 1  # the run finished

@@ -7,6 +7,7 @@ import os
 from aiohttp import web
 
 from devstack.chaos.naive.app import naive_app
+from devstack.identity.clients import inventory_metadata
 from valerix_common.db import make_pool
 from valerix_common.telemetry import configure_logging
 
@@ -16,7 +17,7 @@ def main() -> None:
     raw_timeout = os.environ.get("NAIVE_INVENTORY_TIMEOUT_S", "2")
     timeout = float(raw_timeout) if raw_timeout not in ("", "none") else None
     pool = make_pool(os.environ["ORDERS_DATABASE_URL"], name="naive", min_size=2, max_size=20)
-    app = naive_app(pool, os.environ["INVENTORY_GRPC_TARGET"], timeout)
+    app = naive_app(pool, os.environ["INVENTORY_GRPC_TARGET"], timeout, inventory_metadata())
     web.run_app(app, host="127.0.0.1", port=int(os.environ["NAIVE_PORT"]), access_log=None, print=None)
 
 

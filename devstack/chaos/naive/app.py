@@ -31,10 +31,11 @@ CREATE TABLE IF NOT EXISTS naive_orders (
 
 class NaiveFront:
     def __init__(self, pool: AsyncConnectionPool[Any], stub: pb_grpc.InventoryServiceAsyncStub,
-                 timeout_s: float | None) -> None:
+                 timeout_s: float | None, metadata: tuple[tuple[str, str], ...] = ()) -> None:
         self.pool = pool
         self.stub = stub
         self.timeout_s = timeout_s  # None: wait on the inventory for as long as it takes
+        self.metadata = metadata  # its credential: the inventory admits only the Order Service's identity
 
     async def _set(self, order_id: str, status: str) -> None:
         async with self.pool.connection() as conn:
@@ -58,7 +59,7 @@ class NaiveFront:
         req = pb.ReserveStockRequest(order_id=order_id, items=[pb.LineItem(product_id=p, quantity=q)
                                                                for p, q in items])
         try:
-            reply = await self.stub.ReserveStock(req, timeout=self.timeout_s)
+            reply = await self.stub.ReserveStock(req, timeout=self.timeout_s, metadata=self.metadata)
         except grpc.aio.AioRpcError as exc:  # the naive belief: no answer means it did not happen
             log.warning("order %s failed: inventory %s", order_id, exc.code().name)
             await self._set(order_id, "failed")
@@ -102,8 +103,9 @@ def _first(row: Any) -> Any:
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
-def naive_app(pool: AsyncConnectionPool[Any], inventory_target: str, timeout_s: float | None) -> web.Application:
-    front = NaiveFront(pool, None, timeout_s)  # type: ignore[arg-type]  # the stub comes with the loop, below
+def naive_app(pool: AsyncConnectionPool[Any], inventory_target: str, timeout_s: float | None,
+              metadata: tuple[tuple[str, str], ...] = ()) -> web.Application:
+    front = NaiveFront(pool, None, timeout_s, metadata)  # type: ignore[arg-type]  # the stub comes with the loop
 
     async def lifecycle(app: web.Application) -> Any:
         channel = grpc.aio.insecure_channel(inventory_target)  # bound to the running loop

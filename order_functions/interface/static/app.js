@@ -8,12 +8,57 @@
   const FUNCTION_KEY = new URLSearchParams(location.search).get("code");
   const $ = (id) => document.getElementById(id);
 
+  // ---------------------------------------------------------------- sign-in
+  // The API needs a bearer token. It lives in sessionStorage (this tab only, gone when it closes), never in a URL.
+  // Locally the URL `make up` prints carries a one-time code in its fragment (never sent to a server): it is
+  // exchanged once at the devstack issuer for a short-lived token and removed from the address bar.
+  const TOKEN_KEY = "valerix.token";
+  const DEV_SIGNIN = (document.querySelector('meta[name="valerix-dev-signin"]') || {}).content || "";
+  let token = sessionStorage.getItem(TOKEN_KEY) || "";
+  function claims(jwt) {
+    try {
+      const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "=".repeat((4 - part.length % 4) % 4)));
+    } catch { return null; }
+  }
+  function useToken(value) {
+    const c = claims(value);
+    if (!c || !c.sub || (c.exp && c.exp * 1000 < Date.now())) { token = ""; sessionStorage.removeItem(TOKEN_KEY); }
+    else { token = value; sessionStorage.setItem(TOKEN_KEY, value); }
+    const who = token ? claims(token) : null;
+    $("who").textContent = who ? `signed in as ${who.sub}${(who.roles || []).length ? ` (${who.roles.join(", ")})` : ""}`
+      : "not signed in";
+    $("co-customer").value = who ? who.sub : "";
+    $("signin-form").hidden = Boolean(token);
+  }
+  async function signIn() {
+    const code = new URLSearchParams(location.hash.slice(1)).get("signin");
+    if (code) {
+      history.replaceState(null, "", location.pathname + location.search);  // a code is good once anyway
+      if (DEV_SIGNIN && !DEV_SIGNIN.startsWith("__")) {
+        try {
+          const r = await fetch(DEV_SIGNIN, { method: "POST", body: new URLSearchParams({ code }), cache: "no-store" });
+          const b = await r.json();
+          if (r.ok && b.access_token) useToken(b.access_token);
+        } catch (err) { console.warn("sign-in", err); }
+      }
+    }
+    useToken(token);
+  }
+  $("signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    useToken($("signin-token").value.trim().replace(/^Bearer\s+/i, ""));
+    $("signin-token").value = "";
+  });
+
   async function api(path, options = {}) {
     const headers = { Accept: "application/json", ...(options.headers || {}) };
     if (FUNCTION_KEY) headers["x-functions-key"] = FUNCTION_KEY;
+    if (token) headers.Authorization = `Bearer ${token}`;
     const resp = await fetch(API + path, {
       cache: "no-store", ...options, headers, signal: AbortSignal.timeout(options.timeoutMs || 10000),
     });
+    if (resp.status === 401 && token) useToken("");  // expired or revoked: ask for a new one
     const text = await resp.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch { body = text; }
@@ -227,8 +272,8 @@
 
   $("checkout-form").addEventListener("submit", (e) => {
     e.preventDefault();
+    // no customer_id: the order is placed in the signed-in customer's name (the token's subject)
     const body = JSON.stringify({
-      customer_id: $("co-customer").value.trim(),
       items: [{ product_id: $("co-product").value, quantity: Number($("co-qty").value) }],
     });
     lastRequest = { key: crypto.randomUUID(), body };
@@ -305,9 +350,12 @@
   $("chaos-off").addEventListener("click", () => applyChaos({ gremlin_enabled: false, crash_rate: 0 }));
 
   // ---------------------------------------------------------------- start
-  every(1000, latency);
-  const productsPoll = every(2000, refreshProducts);
-  ordersPoll = every(1500, refreshOrders);
-  every(3000, health);
-  every(5000, refreshChaos);
+  let productsPoll = null;
+  signIn().finally(() => {
+    every(1000, latency);
+    productsPoll = every(2000, refreshProducts);
+    ordersPoll = every(1500, refreshOrders);
+    every(3000, health);
+    every(5000, refreshChaos);
+  });
 })();

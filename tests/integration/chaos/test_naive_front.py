@@ -10,7 +10,10 @@ import psycopg
 from aiohttp.test_utils import TestServer
 
 from devstack.chaos.naive.app import naive_app
+from devstack.identity import ORDER_SERVICE_CLIENT_ID
+from devstack.identity.settings import INVENTORY_AUDIENCE
 from inventory_service.middleware.chaos import ChaosSettings
+from tests.support.identity import issuer
 from tests.support.inventory import InventoryHarness
 from valerix_common.db import make_pool
 
@@ -20,7 +23,10 @@ async def test_timeout_is_told_as_failure_yet_stock_is_taken_and_retries_duplica
 ) -> None:
     product = await inventory.new_product(5)
     pool = make_pool(orders_db_url, name="naive-test", min_size=1, max_size=4)
-    server = TestServer(naive_app(pool, inventory.target, timeout_s=0.3), host="127.0.0.1")
+    # it calls the inventory as the Order Service, the only caller the inventory admits
+    token = issuer().minter.mint(ORDER_SERVICE_CLIENT_ID, INVENTORY_AUDIENCE, application=True)
+    server = TestServer(naive_app(pool, inventory.target, timeout_s=0.3,
+                                  metadata=(("authorization", f"Bearer {token}"),)), host="127.0.0.1")
     await server.start_server()
     inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=1.0, max_delay_s=1.0))
     try:

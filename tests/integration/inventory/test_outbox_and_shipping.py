@@ -272,11 +272,12 @@ async def test_shipped_stock_cannot_be_released(inventory: InventoryHarness) -> 
 async def test_the_order_sides_client_ships_idempotently(inventory: InventoryHarness) -> None:
     from order_functions.application.ports import InventoryRefused
     from order_functions.infrastructure.inventory_client import GrpcInventory
+    from tests.support.inventory import order_service_interceptor
 
     product = await inventory.new_product(2)
     order_id = uuid.uuid4()
     await inventory.stub.ReserveStock(reserve_request([item(product, 1)], str(order_id)))
-    client = GrpcInventory(inventory.target)
+    client = GrpcInventory(inventory.target, interceptors=[order_service_interceptor()])  # as the Order Service
     try:
         assert await client.ship(order_id, timeout_s=5) is False  # shipped by this call
         assert await client.ship(order_id, timeout_s=5) is True  # a replay

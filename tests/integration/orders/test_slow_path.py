@@ -13,6 +13,7 @@ from azure.functions.timer import TimerRequest
 
 from devstack.functions_host import to_service_bus_message
 from inventory_service.middleware.chaos import ChaosSettings
+from order_functions.application.ports import OutgoingMessage
 from order_functions.domain.models import LineItem
 from order_functions.domain.validation import CheckoutRequest
 from protos import inventory_pb2 as pb
@@ -169,12 +170,14 @@ async def test_reconciler_gives_up_with_a_tombstone_that_fences_the_late_request
         assert inventory.available(product) == 3
 
 
-async def test_malformed_verify_message_is_logged_and_dropped(orders: OrderHarness, caplog) -> None:  # type: ignore[no-untyped-def]
-    from azure.functions.servicebus import ServiceBusMessage
-
-    message = ServiceBusMessage(body=b"{not json", message_id="bad-1", delivery_count=1,
-                                application_properties={}, user_properties={})
-    await FUNCTIONS["verify_order"](message)
+async def test_malformed_verify_message_is_dead_lettered_not_dropped(orders: OrderHarness, caplog) -> None:  # type: ignore[no-untyped-def]
+    queue = await orders.queue()
+    message_id = f"bad-{uuid.uuid4().hex[:8]}"
+    await queue.send(OutgoingMessage(message_id=message_id, body=b"{not json"))
+    await orders.deliver_verify(max_rounds=queue.max_delivery_count + 2, raise_failures=False)
+    assert orders.verify_failures.count(message_id) == queue.max_delivery_count
+    [kept] = [d for d in await queue.dead_letters() if d["message_id"] == message_id]
+    assert kept["body"] == "{not json"  # the evidence, as it was sent
     assert any("malformed" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
 
 
@@ -196,7 +199,8 @@ async def test_cancel_of_a_pending_order_that_inventory_had_rejected_records_rej
     await resources.orders.create(order_id, CheckoutRequest("c-lost-reply", (LineItem(product, 5),)), None)
     decided = await orders.inventory.stub.ReserveStock(reserve_request([item(product, 5)], str(order_id)))
     assert decided.status == pb.RESERVATION_STATUS_REJECTED
-    status, body, _ = await call("cancel_order", http_request("POST", "x", route_params={"order_id": str(order_id)}))
+    status, body, _ = await call("cancel_order", http_request("POST", "x", route_params={"order_id": str(order_id)},
+                                                              customer="c-lost-reply"))
     assert status == 409 and body["order"]["status"] == "rejected"
     settled = await _get(orders, str(order_id))
     assert settled["status"] == "rejected" and "insufficient stock" in settled["reason"]

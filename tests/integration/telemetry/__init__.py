@@ -164,9 +164,11 @@ class Flow:
 
 async def checkout_with_traceparent(orders: OrderHarness, product: str, quantity: int = 1) -> Flow:
     traceparent, trace_id, parent_id = new_traceparent()
-    body = {"customer_id": f"c-trace-{uuid.uuid4().hex[:6]}", "items": [{"product_id": product, "quantity": quantity}]}
+    customer = f"c-trace-{uuid.uuid4().hex[:6]}"
+    body = {"customer_id": customer, "items": [{"product_id": product, "quantity": quantity}]}
     status, answer, _ = await call(
-        "create_order", http_request("POST", "orders", body, headers={"traceparent": traceparent})
+        "create_order", http_request("POST", "orders", body, headers={"traceparent": traceparent},
+                                     customer=customer)
     )
     return Flow(trace_id, parent_id, status, answer)
 
