@@ -22,7 +22,9 @@ from order_functions.application.checkout import Checkout
 from order_functions.application.identity import Authenticator
 from order_functions.application.ownership import CustomerCheckout, CustomerOrders, RateLimiter
 from order_functions.application.ports import (
+    CatalogueStore,
     ChaosControls,
+    ConsumedEvents,
     Inventory,
     MessageSender,
     Metrics,
@@ -33,11 +35,14 @@ from order_functions.application.ports import (
 )
 from order_functions.application.queries import HealthCheck, OrderQueries, ProductQueries
 from order_functions.application.reconcile import Reconcile
+from order_functions.application.reservation_events import ApplyReservationEvent
 from order_functions.application.settle_order import SettleOrder
+from order_functions.application.ship import ShipOrder
 from order_functions.application.transitions import OrderTransitions
 from order_functions.application.verify_order import VerifyOrder
 from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
+from order_functions.infrastructure.catalogue_repository import CatalogueRepository, ConsumedEventsRepository
 from order_functions.infrastructure.inventory_client import GrpcInventory
 from order_functions.infrastructure.inventory_credentials import BearerTokenInterceptor, inventory_token_from_env
 from order_functions.infrastructure.jwt_validator import JwtAuthenticator
@@ -93,6 +98,9 @@ class OrderServices:
     verify_order: VerifyOrder
     cancel_order: CancelOrder
     reconcile: Reconcile
+    reservation_event: ApplyReservationEvent
+    ship_order: ShipOrder
+    catalogue: Catalogue
     orders: OrderQueries
     products: ProductQueries
     health: HealthCheck
@@ -114,13 +122,15 @@ def wire(
     metrics: Metrics,
     bus_kind: str,
     queue_stats: QueueStats | None,
+    catalogue: CatalogueStore,
+    consumed: ConsumedEvents,
     rate_limiter: RateLimiter | None = None,
 ) -> OrderServices:
-    catalogue = Catalogue(inventory)
+    catalogue_copy = Catalogue(catalogue, inventory, config.verify_timeout_s)
     transitions = OrderTransitions(orders, metrics, outbox)
     settle = SettleOrder(inventory, transitions, metrics)
     release = ReleaseStock(inventory, transitions, metrics, config.inventory_timeout_s)
-    checkout = Checkout(orders, catalogue, settle, outbox, config.inventory_timeout_s)
+    checkout = Checkout(orders, catalogue_copy, settle, outbox, config.inventory_timeout_s)
     cancel_order = CancelOrder(orders, release)
     order_queries = OrderQueries(orders)
     limiter = rate_limiter or ProcessRateLimiter(config.checkout_rate)
@@ -132,8 +142,11 @@ def wire(
             orders, release, outbox, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
         ),
+        reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
+        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.inventory_timeout_s),
+        catalogue=catalogue_copy,
         orders=order_queries,
-        products=ProductQueries(inventory, catalogue, config.inventory_timeout_s),
+        products=ProductQueries(catalogue_copy, config.inventory_timeout_s),
         health=HealthCheck(orders, inventory, bus, bus_kind),
         chaos=ChaosAdmin(chaos, config.admin_api_enabled),
         bus_status=BusStatus(bus_kind, config.verify_queue, queue_stats),
@@ -220,6 +233,8 @@ async def build(config: OrderConfig) -> OrderServices:
         metrics=OtelMetrics(adapters.pool, adapters.bus),
         bus_kind=adapters.bus_kind,
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
+        catalogue=CatalogueRepository(adapters.pool),
+        consumed=ConsumedEventsRepository(adapters.pool),
         rate_limiter=PostgresRateLimiter(adapters.pool, config.checkout_rate),  # shared by every instance
     )
     services.adapters = adapters

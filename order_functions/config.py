@@ -13,6 +13,9 @@ from valerix_common.env import env_bool, env_float, env_int, env_str
 # The queue VerifyOrder listens on. The trigger binding needs it as a literal (bindings are read before app settings
 # are); infra/modules/servicebus.bicep declares the same name.
 VERIFY_QUEUE = "verify-order"
+# The inventory's decisions and stock changes, and this service's subscription to them (same names in the Bicep).
+RESERVATION_EVENTS_TOPIC = "reservation-events"
+RESERVATION_EVENTS_SUBSCRIPTION = "order-service"
 
 
 @dataclass(frozen=True)

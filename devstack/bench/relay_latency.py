@@ -27,7 +27,12 @@ from protos import ADMIN_TOKEN_METADATA, inventory_stub
 from protos import inventory_pb2 as pb
 from valerix_common.db import make_pool
 from valerix_common.embedded_pg import free_port
-from valerix_common.local_bus import RESERVATION_EVENTS_TOPIC, stop_notifier, subscription_queue
+from valerix_common.local_bus import (
+    ORDER_SERVICE_SUBSCRIPTION,
+    RESERVATION_EVENTS_TOPIC,
+    stop_notifier,
+    subscription_queue,
+)
 
 OUT = ROOT / ".artifacts" / "bench"
 
@@ -59,7 +64,7 @@ async def receive_decisions(bus_url: str, wanted: int, timeout_s: float) -> dict
     await pool.open(wait=True)
     seen: dict[str, tuple[float, float, float]] = {}
     try:
-        sub = subscription_queue(pool, RESERVATION_EVENTS_TOPIC, "orders")
+        sub = subscription_queue(pool, RESERVATION_EVENTS_TOPIC, ORDER_SERVICE_SUBSCRIPTION)
         deadline = time.monotonic() + timeout_s
         while len(seen) < wanted and time.monotonic() < deadline:
             for message in await sub.receive_wait(50, max_wait_s=1.0):

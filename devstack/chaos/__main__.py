@@ -206,7 +206,8 @@ async def settle_valerix(s: Settings, h: session.Harness, obs: Observations, fau
                          t0: float) -> tuple[bool, Figures]:
     print(f"chaos[valerix]: settling: Gremlin and Schrödinger OFF via SetChaos; waiting up to "
           f"{s.quiesce_timeout:.0f}s for quiescence", flush=True)
-    quiet, took = await session.wait_quiescent(h.orders_url, s.quiesce_timeout, grace_s=s.max_delay + 1.5)
+    quiet, took = await session.wait_quiescent(h.orders_url, s.quiesce_timeout, grace_s=s.max_delay + 1.5,
+                                               env=h.stack.env)
     h.timings["quiesce"] = took
     report, snap = await valerix_report(s, h, obs, faultlog, quiet, took, t0)
     if s.profile == "ci":

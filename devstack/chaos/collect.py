@@ -155,6 +155,32 @@ async def read_api(base: str, order_ids: list[str], concurrency: int = 16,
     return statuses, available
 
 
+async def read_events(env: dict[str, str], snap: Snapshot) -> None:
+    """Issue 13: the catalogue copy, the events the relay sent, those consumed and the transitions they made."""
+    async with await psycopg.AsyncConnection.connect(env["INVENTORY_DATABASE_URL"]) as conn:
+        cur = await conn.execute("SELECT event_id::text FROM outbox WHERE sent_at IS NOT NULL")
+        snap.sent_reservation_events = {str(r[0]) for r in await cur.fetchall()}
+    async with await psycopg.AsyncConnection.connect(env["ORDERS_DATABASE_URL"]) as conn:
+        cur = await conn.execute("SELECT product_id, available FROM catalogue")
+        snap.catalogue_copy = {str(p): int(a) for p, a in await cur.fetchall()}
+        cur = await conn.execute("SELECT event_id::text, effect FROM consumed_events")
+        snap.consumed_events = {str(e): str(x) for e, x in await cur.fetchall()}
+        cur = await conn.execute("SELECT order_id::text, to_status FROM order_events WHERE via = 'reservation-event'")
+        snap.event_transitions = [(str(o), str(t)) for o, t in await cur.fetchall()]
+
+
+async def events_backlog(env: dict[str, str]) -> int:
+    """Reservation events not yet through: unsent in the inventory's outbox, or waiting in the subscription."""
+    async with await psycopg.AsyncConnection.connect(env["INVENTORY_DATABASE_URL"], connect_timeout=3) as conn:
+        cur = await conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        unsent = int((await cur.fetchone() or (0,))[0])
+    async with await psycopg.AsyncConnection.connect(env["LOCAL_BUS_DATABASE_URL"], connect_timeout=3) as conn:
+        cur = await conn.execute("SELECT count(*) FROM localbus.messages WHERE queue_name = %s",
+                                 ("reservation-events/subscriptions/order-service",))
+        waiting = int((await cur.fetchone() or (0,))[0])
+    return unsent + waiting
+
+
 async def snapshot(env: dict[str, str], base: str, client_keys: dict[tuple[str, str], list[str]],
                    seen: set[str], token: str | None = None) -> tuple[Snapshot, dict[str, OrderTimes]]:
     products, reservations = await read_inventory(env["INVENTORY_DATABASE_URL"])
@@ -162,6 +188,7 @@ async def snapshot(env: dict[str, str], base: str, client_keys: dict[tuple[str, 
     api_orders, api_products = await read_api(base, [o.order_id for o in orders], token=token)
     snap = Snapshot(products, reservations, orders, idem, client_keys, set(seen), api_orders, api_products)
     snap.order_events, snap.verify_unsent, snap.consumer = await read_outbox(env["ORDERS_DATABASE_URL"])
+    await read_events(env, snap)
     return snap, times
 
 

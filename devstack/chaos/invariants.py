@@ -24,14 +24,14 @@ class ProductRow:
 @dataclass(frozen=True)
 class ReservationRow:
     order_id: str
-    status: str  # RESERVED | REJECTED | RELEASED | PENDING
+    status: str  # RESERVED | REJECTED | RELEASED | SHIPPED | PENDING
     items: Items
 
 
 @dataclass(frozen=True)
 class OrderRow:
     order_id: str
-    status: str  # pending | confirmed | rejected | cancelled
+    status: str  # pending | confirmed | rejected | cancelled | shipped
     items: Items
     customer_id: str = ""
     settled_via: str | None = None
@@ -84,6 +84,12 @@ class Snapshot:
     order_events: list[OrderEventRow] | None = None
     verify_unsent: int = 0  # verify intents the relay has not sent (or skipped)
     consumer: list[ConsumerRow] | None = None
+    # issue 13 (None: not read): the order side's catalogue copy (product -> available); the reservation events the
+    # inventory's relay sent; those the order side consumed (event id -> effect); transitions events made
+    catalogue_copy: dict[str, int] | None = None
+    sent_reservation_events: set[str] | None = None
+    consumed_events: dict[str, str] | None = None
+    event_transitions: list[tuple[str, str]] | None = None  # (order_id, to_status) with via = reservation-event
 
 
 @dataclass
@@ -120,12 +126,12 @@ def _fmt_items(items: Items) -> str:
 
 def check_conservation(snap: Snapshot) -> InvariantResult:
     res = InvariantResult(
-        "conservation", "per product: received = available + Σ RESERVED quantity, and available ≥ 0",
+        "conservation", "per product: received = available + Σ RESERVED + Σ SHIPPED quantity, and available ≥ 0",
         len(snap.products),
     )
-    held: dict[str, int] = defaultdict(int)
+    held: dict[str, int] = defaultdict(int)  # reserved or shipped: either way no longer available
     for r in snap.reservations:
-        if r.status == "RESERVED":
+        if r.status in ("RESERVED", "SHIPPED"):
             for product, qty in r.items.items():
                 held[product] += qty
     for p in snap.products:
@@ -313,6 +319,52 @@ def check_consumer_applied_once(snap: Snapshot) -> InvariantResult:
     return res
 
 
+def check_shipped_reserved(snap: Snapshot) -> InvariantResult:
+    by_order = {r.order_id: r for r in snap.reservations}
+    shipped = [o for o in snap.orders if o.status == "shipped"]
+    res = InvariantResult("shipped_has_shipped_reservation",
+                          "every shipped order has a SHIPPED reservation with the same items", len(shipped))
+    for o in shipped:
+        r = by_order.get(o.order_id)
+        if r is None or r.status != "SHIPPED":
+            res.add(f"order {o.order_id} shipped, reservation {r.status if r else 'missing'}")
+        elif r.items != o.items:
+            res.add(f"order {o.order_id} shipped items {_fmt_items(o.items)} != {_fmt_items(r.items)}")
+    return res
+
+
+def check_catalogue_copy(snap: Snapshot) -> InvariantResult:
+    res = InvariantResult("catalogue_copy_matches",
+                          "after quiescence the order side's catalogue copy has every product's available stock",
+                          len(snap.products) if snap.catalogue_copy is not None else 0)
+    if snap.catalogue_copy is None:
+        return res
+    for p in snap.products:
+        copy = snap.catalogue_copy.get(p.product_id)
+        if copy != p.available:
+            res.add(f"product {p.product_id}: copy available={copy}, inventory available={p.available}")
+    return res
+
+
+def check_events_applied_once(snap: Snapshot) -> InvariantResult:
+    sent, consumed = snap.sent_reservation_events, snap.consumed_events
+    transitions = snap.event_transitions or []
+    res = InvariantResult("reservation_events_applied_once",
+                          "every reservation event sent was consumed (once: by event id), and no event moved an "
+                          "order into the same state twice", len(sent or ()) + len(transitions))
+    if sent is None or consumed is None:
+        return res
+    for event_id in sorted(sent - set(consumed)):
+        res.add(f"event {event_id} was sent but never consumed")
+    moves: dict[tuple[str, str], int] = defaultdict(int)
+    for order_id, to_status in transitions:
+        moves[(order_id, to_status)] += 1
+    for (order_id, to_status), n in sorted(moves.items()):
+        if n > 1:
+            res.add(f"order {order_id} moved to {to_status} {n} times by reservation events")
+    return res
+
+
 CHECKS = (
     check_conservation,
     check_confirmed_reserved,
@@ -325,6 +377,9 @@ CHECKS = (
     check_one_event_per_transition,
     check_outbox_drained,
     check_consumer_applied_once,
+    check_shipped_reserved,
+    check_catalogue_copy,
+    check_events_applied_once,
 )
 
 

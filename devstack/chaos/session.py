@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from devstack.chaos.collect import order_counts, outbox_backlog, parse_items, read_inventory
+from devstack.chaos.collect import events_backlog, order_counts, outbox_backlog, parse_items, read_inventory
 from devstack.chaos.compare import RunFacts, RunOrder
 from devstack.chaos.faults import CALM, ChaosConfig, FaultLog, Faults, InventoryAdmin, make_bus_queue, run_faults
 from devstack.chaos.faults import schedule as fault_schedule
@@ -167,7 +167,7 @@ async def drive(h: Harness, plan: WorkloadPlan) -> tuple[Observations, FaultLog]
     inv = h.stack.inventory
 
     def render() -> str:
-        settled = sum(counts.get(k, 0) for k in ("confirmed", "rejected", "cancelled"))
+        settled = sum(counts.get(k, 0) for k in ("confirmed", "rejected", "cancelled", "shipped"))
         return (f"sent {obs.sent}/{h.spec.orders} answered {obs.answered} (202: {obs.got_202}) | db settled "
                 f"{settled} pending {counts.get('pending', 0)} | faults {len(faultlog.events)} | "
                 f"inventory restarts {inv.restarts if inv else 0}")
@@ -216,20 +216,24 @@ async def calm_down(h: Harness) -> None:
     await h.admin.set_chaos(CALM)
 
 
-async def wait_quiescent(url: str, timeout_s: float, grace_s: float) -> tuple[bool, float]:
-    """No pending order, no outstanding cancellation and an empty order outbox (events applied by the add-on too),
-    twice, `grace_s` apart (late Gremlin calls land)."""
+async def wait_quiescent(url: str, timeout_s: float, grace_s: float,
+                         env: dict[str, str] | None = None) -> tuple[bool, float]:
+    """No pending order, no outstanding cancellation and an empty order outbox (events applied by the
+    add-on too), twice, `grace_s` apart (late Gremlin calls land); and,
+    given the stack's `env`, no reservation event still on its way (so the catalogue copy can be compared)."""
     started = time.monotonic()
     stable_since: float | None = None
     while time.monotonic() - started < timeout_s:
         try:
             counts = await order_counts(url)
             counts["outbox_backlog"] = await outbox_backlog(url)
+            if env is not None:
+                counts["events_backlog"] = await events_backlog(env)
         except Exception as exc:  # the database may be coming back
             log.info("quiescence poll failed: %r", exc)
             counts = {"pending": -1}
         if counts.get("pending", 0) == 0 and counts.get("cancel_outstanding", 0) == 0 \
-                and counts.get("outbox_backlog", 0) == 0:
+                and counts.get("outbox_backlog", 0) == 0 and counts.get("events_backlog", 0) == 0:
             stable_since = stable_since or time.monotonic()
             if time.monotonic() - stable_since >= grace_s:
                 return True, time.monotonic() - started

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 30  # per request: 5xx / connection errors / 409 in flight are retried with the same key
 RETRY_PAUSE_S = 0.5
 MAX_RETRY_WINDOW_S = 90.0  # per request, wall clock
+SHIP_POLLS = 60  # × RETRY_PAUSE_S: how long a ship waits for its order to settle, and retries an unknown outcome
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class PlannedOrder:
     items: tuple[tuple[str, int], ...]
     resend: bool  # send the identical request again after the first answer (a client retry)
     cancel_after_s: float | None  # cancel this long after the first answer, if set
+    ship: bool = False  # operations ship it once it is confirmed (POST /orders/{id}/ship)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -54,9 +56,11 @@ def build_plan(
     cancel_fraction: float = 0.12,
     hot_fraction: float = 0.35,
     customers: int = 40,
+    ship_fraction: float = 0.15,
 ) -> WorkloadPlan:
     """Same seed and catalogue → same plan. Products are sorted first so the API's listing order does not matter."""
     rng = random.Random(seed)
+    ship_rng = random.Random(f"ship-{seed}")  # its own stream: the rest of a seed's plan stays as it was
     catalogue = sorted(p for p in products if p != hot_product)
     plan: list[PlannedOrder] = []
     for i in range(n_orders):
@@ -75,6 +79,7 @@ def build_plan(
                 items=tuple(sorted(lines.items())),
                 resend=rng.random() < resend_fraction,
                 cancel_after_s=round(rng.uniform(0.0, 3.0), 2) if rng.random() < cancel_fraction else None,
+                ship=ship_rng.random() < ship_fraction,
             )
         )
     return WorkloadPlan(seed, plan)
@@ -92,6 +97,7 @@ class Outcome:
     answered_at: float | None = None  # monotonic
     started_at: float | None = None  # monotonic, when the first POST went out
     cancel_status: int | None = None
+    ship_status: int | None = None
     error: str | None = None
 
 
@@ -185,6 +191,28 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         return status
 
+    async def ship_when_confirmed(self, order_id: str, customer: str) -> int:
+        """Polls (bounded) until the order settles; ships it if confirmed (as operations), retrying while the
+        outcome is unknown."""
+        from devstack.chaos.session import OPS  # the checker's ops identity (session imports this module)
+
+        status, body = 0, None
+        for _ in range(SHIP_POLLS):
+            status, body, _ = await self._call("GET", f"/orders/{order_id}", "GET /orders/{id}",
+                                               headers=self.auth(customer))
+            if isinstance(body, dict) and body.get("status") not in (None, "pending"):
+                break
+            await asyncio.sleep(RETRY_PAUSE_S)
+        if not isinstance(body, dict) or body.get("status") != "confirmed":
+            return 0  # rejected, cancelled or never settled: nothing to ship
+        for _ in range(SHIP_POLLS):
+            status, body, _ = await self._call("POST", f"/orders/{order_id}/ship", "POST /ship",
+                                               headers=self.auth(OPS))
+            if status and status < 500:
+                return status
+            await asyncio.sleep(RETRY_PAUSE_S)
+        return status
+
     async def run_one(self, planned: PlannedOrder) -> None:
         out = Outcome(planned)
         self.obs.outcomes[planned.index] = out
@@ -205,6 +233,8 @@ class Client:
         if planned.cancel_after_s is not None and out.order_id:
             await asyncio.sleep(planned.cancel_after_s)
             out.cancel_status = await self.cancel(out.order_id, planned.customer_id)
+        elif planned.ship and out.order_id:
+            out.ship_status = await self.ship_when_confirmed(out.order_id, planned.customer_id)
         self.obs.done += 1
 
 

@@ -162,6 +162,9 @@ class FunctionsHost:
         self._background.clear()
         await asyncio.gather(self._front.stop(), self._drain_inflight(deadline))
         if self._pool is not None:
+            from valerix_common.local_bus import stop_notifier
+
+            await stop_notifier(self._pool)  # the pumps' LISTEN connection, before the pool closes
             await self._pool.close()
             self._pool = None
         await self._call_shutdown_hook()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
     from order_functions.infrastructure.local_queue import LocalQueue
     from order_functions.infrastructure.messaging import ReceivedMessage
     from valerix_common.db import Pool
+
+RECEIVE_WAIT_S = 1.0  # one receive's longest wait for a message (a NOTIFY ends it at once)
 
 log = logging.getLogger("devstack.functions_host")
 
@@ -69,7 +70,10 @@ class QueuePump:
         while not stopping.is_set():
             free = await self._acquire(slots)
             try:
-                messages = await self.queue.receive(max_messages=free)
+                # wakes on the bus's NOTIFY the moment a message commits, polling anyway (bounded waits)
+                messages = await self.queue.receive_wait(
+                    max_messages=free, max_wait_s=RECEIVE_WAIT_S, poll_interval_s=self.poll_interval_s
+                )
             except asyncio.CancelledError:
                 _release(slots, free)
                 raise
@@ -86,8 +90,6 @@ class QueuePump:
                 task = asyncio.create_task(self.handle(message), name=f"msg:{message.message_id}")
                 self.track(task)
                 task.add_done_callback(lambda _t: slots.release())
-            if not messages:
-                await asyncio.sleep(self.poll_interval_s * random.uniform(0.5, 1.5))
 
     async def _acquire(self, slots: asyncio.Semaphore) -> int:
         """Waits for one free slot, then takes every other free one: how many messages to ask for."""

@@ -7,9 +7,10 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
-from order_functions.application.errors import OrderNotFound, OrderRejected
+from order_functions.application.errors import InvalidTransition, OrderNotFound, OrderRejected
 from order_functions.application.ports import (
     Inventory,
+    InventoryRefused,
     InventoryUnavailable,
     Metrics,
     OrderStore,
@@ -61,9 +62,18 @@ class CancelOrder:
             raise OrderRejected(order, "a rejected order holds no stock to cancel")
         if order.status is OrderStatus.CANCELLED:
             return CancelResult(order, True)
-        await self.orders.request_cancel(order_id)
+        if order.status is OrderStatus.SHIPPED:
+            raise InvalidTransition(order, "a shipped order has left the warehouse and cannot be cancelled")
+        if await self.orders.request_cancel(order_id) is None:
+            return await self(order_id)  # it settled meanwhile (shipped, rejected, cancelled): answer for that state
         try:
             finished = await self.release(order, SettledVia.CANCEL, "cancelled by customer")
+        except InventoryRefused as exc:
+            # the inventory refuses to release what has shipped: the ship won the race
+            log.warning("cancel of %s refused by the inventory: %s", order_id, exc)
+            current = await self.orders.get(order_id)
+            assert current is not None
+            raise InvalidTransition(current, f"the inventory refused the release: {exc.detail}"[:300]) from exc
         except InventoryUnavailable as exc:
             log.warning("cancel of %s accepted, release pending (%s); the reconciler finishes it", order_id, exc)
             current = await self.orders.get(order_id)

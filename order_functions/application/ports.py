@@ -11,6 +11,7 @@ from typing import Protocol
 from uuid import UUID
 
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
+from order_functions.domain.reservation_events import StockLevel
 from order_functions.domain.validation import CheckoutRequest
 
 # --- inventory ---------------------------------------------------------------------------------------------------
@@ -40,9 +41,12 @@ class ReleaseOutcome:
 class ProductView:
     product_id: str
     name: str
-    price_cents: int
+    price_cents: int | None  # None: a product the copy knows from a stock event only, until the next refresh
     available: int
     reserved: int
+    shipped: int = 0
+    version: int = 0  # the inventory's per-product change counter: the catalogue copy keeps the highest
+    as_of: datetime | None = None  # the copy's row: when an event or a refresh last confirmed it
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,10 @@ class Inventory(Protocol):
     async def release(self, order_id: UUID, reason: str, timeout_s: float) -> ReleaseOutcome: ...
 
     async def list_products(self, timeout_s: float) -> list[ProductView]: ...
+
+    async def ship(self, order_id: UUID, timeout_s: float) -> bool:
+        """Turns the reservation into SHIPPED (idempotent; True when it had shipped already). Raises
+        InventoryRefused when there is nothing to ship (no reservation, rejected, released)."""
 
     async def check(self, timeout_s: float) -> None:
         """Raises InventoryUnavailable unless the inventory's health service says SERVING."""
@@ -183,6 +191,32 @@ class OrderStore(OrderReader, Protocol):
     async def cancel_requested(self, limit: int) -> list[Order]: ...
 
     async def purge_expired_keys(self, limit: int) -> int: ...
+
+
+# --- the catalogue copy and consumed events ---------------------------------------------------------------------
+
+
+class CatalogueStore(Protocol):
+    """The Order Service's copy of the catalogue. Stock figures only ever move to a higher per-product version."""
+
+    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
+        """Upserts stock levels from an event and records the event as consumed, in one transaction; returns how
+        many rows moved to a newer version, or None when the event had been consumed already (nothing changed)."""
+
+    async def apply_listing(self, products: list[ProductView]) -> int:
+        """A full refresh: names and prices always, stock where the listing is not older than the copy."""
+
+    async def snapshot(self) -> list[ProductView]:
+        """Every product of the copy (empty when the copy was never filled)."""
+
+
+class ConsumedEvents(Protocol):
+    """Which reservation events this service has already handled (at-least-once delivery)."""
+
+    async def seen(self, event_id: UUID) -> bool: ...
+
+    async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
+        """False when another delivery recorded it first."""
 
 
 # --- message bus -------------------------------------------------------------------------------------------------

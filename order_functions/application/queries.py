@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from order_functions.application.catalogue import Catalogue
+from order_functions.application.catalogue import Catalogue, CatalogueListing
 from order_functions.application.errors import OrderNotFound
-from order_functions.application.ports import Inventory, MessageSender, OrderReader, ProductView
+from order_functions.application.ports import Inventory, MessageSender, OrderReader
 from order_functions.domain.models import Order, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,13 @@ class OrderQueries:
 
 
 class ProductQueries:
-    def __init__(self, inventory: Inventory, catalogue: Catalogue, timeout_s: float) -> None:
-        self.inventory = inventory
+    def __init__(self, catalogue: Catalogue, timeout_s: float) -> None:
         self.catalogue = catalogue
         self.timeout_s = timeout_s
 
-    async def list(self) -> list[ProductView]:
-        products = await self.inventory.list_products(self.timeout_s)
-        self.catalogue.remember(products)  # a fresh listing is as good as a catalogue refresh
-        return products
+    async def list(self) -> CatalogueListing:
+        """The catalogue copy; the inventory is asked only while the copy is empty."""
+        return await self.catalogue.listing(self.timeout_s)
 
 
 class HealthCheck:

@@ -14,6 +14,7 @@ class OrderStatus(enum.StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    SHIPPED = "shipped"
 
 
 class SettledVia(enum.StrEnum):
@@ -21,14 +22,17 @@ class SettledVia(enum.StrEnum):
     VERIFY_ORDER = "verify-order"  # the Service Bus path settled it
     RECONCILER = "reconciler"  # gave up and cancelled
     CANCEL = "cancel"  # the customer cancelled
+    RESERVATION_EVENT = "reservation-event"  # the inventory's decision arrived on topic reservation-events
+    SHIP = "ship"  # operations shipped it
 
 
 # Terminal states never change back; every transition is a conditional update from one of these sources.
 ALLOWED_TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.CANCELLED, OrderStatus.SHIPPED}),
     OrderStatus.REJECTED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.SHIPPED: frozenset(),  # the stock has left: nothing to cancel
 }
 
 

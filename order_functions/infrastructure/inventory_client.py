@@ -105,7 +105,10 @@ class GrpcInventory:
             reply = await self.stub.ListProducts(pb.ListProductsRequest(), timeout=timeout_s, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise _translate(exc, "ListProducts", None) from exc
-        return [ProductView(p.product_id, p.name, p.price_cents, p.available, p.reserved) for p in reply.products]
+        return [
+            ProductView(p.product_id, p.name, p.price_cents, p.available, p.reserved, p.shipped, p.version)
+            for p in reply.products
+        ]
 
     async def check(self, timeout_s: float) -> None:
         try:

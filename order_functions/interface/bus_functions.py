@@ -1,4 +1,5 @@
-"""VerifyOrder (Service Bus trigger) and the reconciler (timer trigger)."""
+"""VerifyOrder (Service Bus queue trigger), reservation events (topic subscription trigger), the reconciler and the
+catalogue refresh (timer triggers)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from opentelemetry import context, propagate, trace
 
 from order_functions.application.verify_queue import parse_verify_body
 from order_functions.bootstrap import get_services
-from order_functions.config import VERIFY_QUEUE
+from order_functions.config import RESERVATION_EVENTS_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, VERIFY_QUEUE
+from order_functions.domain.reservation_events import PoisonEvent, parse_reservation_event
 from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ tracer = trace.get_tracer("valerix.orders")
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 RECONCILE_SCHEDULE = env_str("RECONCILE_SCHEDULE", "0 */5 * * * *")  # Flex idles between runs; devstack: 5 s
+CATALOGUE_REFRESH_SCHEDULE = "*/30 * * * * *"  # the safety net for lost or late stock events
 
 
 class MalformedVerifyMessage(Exception):
@@ -80,3 +83,36 @@ async def reconcile_orders(timer: func.TimerRequest) -> None:
         report = await (await get_services()).reconcile()
         span.set_attribute("valerix.reenqueued", report.reenqueued)
         span.set_attribute("valerix.cancelled", report.cancelled)
+
+
+@bp.service_bus_topic_trigger(arg_name="msg", topic_name=RESERVATION_EVENTS_TOPIC,
+                              subscription_name=RESERVATION_EVENTS_SUBSCRIPTION, connection="ServiceBusConnection")
+async def reservation_events(msg: func.ServiceBusMessage) -> None:
+    """Settles the order the moment the inventory's decision arrives; stock changes feed the catalogue copy."""
+    try:
+        event = parse_reservation_event(msg.get_body())
+    except PoisonEvent as exc:
+        # raise, not drop: after the subscription's max delivery count the bus dead-letters it for an operator
+        log.error("reservation event %s is unreadable (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
+        raise
+    sent_from = propagate.extract(_carrier(msg.application_properties))
+    attributes: dict[str, Any] = {
+        "messaging.system": "servicebus",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": f"{RESERVATION_EVENTS_TOPIC}/{RESERVATION_EVENTS_SUBSCRIPTION}",
+        "messaging.message.id": msg.message_id or "",
+        "valerix.event_type": event.event_type,
+    }
+    with tracer.start_as_current_span(f"servicebus process {RESERVATION_EVENTS_TOPIC}", context=sent_from,
+                                      kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
+        handled = await (await get_services()).reservation_event(event)
+        span.set_attribute("valerix.effect", handled.effect)
+        if handled.order is not None:
+            span.set_attribute("valerix.order_id", str(handled.order.order_id))
+            span.set_attribute("valerix.order_status", handled.order.status.value)
+
+
+@bp.timer_trigger(schedule=CATALOGUE_REFRESH_SCHEDULE, arg_name="timer", run_on_startup=False)
+async def refresh_catalogue(timer: func.TimerRequest) -> None:
+    with tracer.start_as_current_span("timer refresh-catalogue", kind=trace.SpanKind.INTERNAL) as span:
+        span.set_attribute("valerix.rows", await (await get_services()).catalogue.refresh())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import azure.functions as func
 
@@ -12,6 +13,7 @@ from order_functions.application.identity import OPS_ROLE, AuthenticationFailed,
 from order_functions.application.queries import failed_check, public_health
 from order_functions.bootstrap import get_authenticator, get_services
 from order_functions.domain.models import Order, OrderStatus
+from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import parse_checkout, parse_idempotency_key, parse_order_id
 from order_functions.interface.auth import caller
 from order_functions.interface.http_support import LATENCY, api, handle_errors, json_response
@@ -31,13 +33,18 @@ def order_location(order: Order) -> str:
     return f"/api/orders/{order.order_id}"
 
 
+def order_json(order: Order) -> dict[str, Any]:
+    """The order as every response shows it, with its sentence for people."""
+    return {**order.to_json(), "message": order_message(order)}
+
+
 def order_response(order: Order, *, replayed: bool = False, status: int | None = None) -> func.HttpResponse:
     headers = {"Location": order_location(order)}
     if order.status is OrderStatus.PENDING:
         headers["Retry-After"] = RETRY_AFTER_S
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(order.to_json(), status or STATUS_CODE_FOR[order.status], headers)
+    return json_response(order_json(order), status or STATUS_CODE_FOR[order.status], headers)
 
 
 @bp.route(route="orders", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -66,7 +73,7 @@ async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
         return order_response(result.order, status=200)
     # the intent is recorded; the release finishes as soon as the inventory answers
     return json_response(
-        {**result.order.to_json(), "cancellation": "accepted"}, 202,
+        {**order_json(result.order), "cancellation": "accepted"}, 202,
         {"Location": order_location(result.order), "Retry-After": "2"},
     )
 
@@ -79,18 +86,33 @@ async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
         caller(), status=query.status, customer_id=query.customer_id, limit=query.limit, before=query.before
     )
     next_cursor = encode_cursor(orders[-1]) if len(orders) == query.limit else None
-    return json_response({"orders": [o.to_json() for o in orders], "next_cursor": next_cursor})
+    return json_response({"orders": [order_json(o) for o in orders], "next_cursor": next_cursor})
 
 
 @bp.route(route="products", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @api
 async def list_products(req: func.HttpRequest) -> func.HttpResponse:
-    products = await (await get_services()).products.list()
-    return json_response({"products": [
-        {"product_id": p.product_id, "name": p.name, "price_cents": p.price_cents, "available": p.available,
-         "reserved": p.reserved}
-        for p in products
-    ]})
+    listing = await (await get_services()).products.list()
+    return json_response({
+        "products": [
+            {"product_id": p.product_id, "name": p.name, "price_cents": p.price_cents, "available": p.available,
+             "reserved": p.reserved, "shipped": p.shipped, "version": p.version,
+             "as_of": p.as_of.isoformat() if p.as_of else None}
+            for p in listing.products
+        ],
+        "as_of": listing.as_of.isoformat() if listing.as_of else None,
+        "source": listing.source,
+    })
+
+
+@bp.route(route="orders/{order_id}/ship", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@api
+async def ship_order(req: func.HttpRequest) -> func.HttpResponse:
+    """Operations: the order has left the warehouse (the `ops` role only)."""
+    require_role(caller(), OPS_ROLE)
+    order_id = parse_order_id(req.route_params.get("order_id", ""))
+    result = await (await get_services()).ship_order(order_id)
+    return order_response(result.order, replayed=result.replayed, status=200)
 
 
 async def optional_caller(req: func.HttpRequest) -> Principal | None:

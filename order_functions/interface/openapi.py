@@ -98,7 +98,8 @@ SCHEMAS: dict[str, Any] = {
     },
     "Products": {
         "type": "object", "required": ["products"],
-        "properties": {"products": {"type": "array", "items": {"type": "object", "required": ["product_id"]}}},
+        "properties": {"products": {"type": "array", "items": {"type": "object", "required": ["product_id"]}},
+                       "as_of": {"type": ["string", "null"]}, "source": {"type": "string"}},
     },
     "Health": {
         "type": "object", "required": ["status", "checks"],
@@ -171,6 +172,12 @@ def _paths() -> dict[str, Any]:
                                                           _ref("Order")),
                 "409": {"description": PROBLEM_CODES["409"], "content": {PROBLEM: {"schema": _ref("Problem")}}},
                 **_problems("400", "401", "404", "503")},
+            parameters=[ORDER_ID_PARAMETER])},
+        "/orders/{order_id}/ship": {"post": _operation(
+            "Operations: a confirmed order has left the warehouse (`ops`; a replay answers 200 again)", {
+                "200": ORDER_ANSWERS["200"],
+                "409": {"description": PROBLEM_CODES["409"], "content": {PROBLEM: {"schema": _ref("Problem")}}},
+                **_problems("400", "401", "403", "404", "503")},
             parameters=[ORDER_ID_PARAMETER])},
         "/products": {"get": _operation("The catalogue with stock", {
             "200": _json("Products", _ref("Products")), **_problems("401", "503")})},

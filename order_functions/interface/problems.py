@@ -17,6 +17,7 @@ from order_functions.application import errors
 from order_functions.application.identity import AuthenticationFailed, Forbidden
 from order_functions.application.ports import InventoryUnavailable, StoreUnavailable
 from order_functions.domain.models import OrderStatus
+from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import Fault, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ STATUS_CODE_FOR: dict[OrderStatus, int] = {
     OrderStatus.PENDING: 202,
     OrderStatus.REJECTED: 409,
     OrderStatus.CANCELLED: 200,
+    OrderStatus.SHIPPED: 200,
 }
 
 
@@ -91,8 +93,16 @@ def _key_reused(exc: errors.IdempotencyKeyReused) -> Problem:
                    extra={"order_id": str(exc.order_id)})
 
 
+def _order_extra(exc: errors.InvalidTransition) -> dict[str, Any]:
+    return {"order": {**exc.order.to_json(), "message": order_message(exc.order)}}
+
+
 def _rejected(exc: errors.InvalidTransition) -> Problem:
-    return Problem(409, "Order was rejected", str(exc), "order-rejected", extra={"order": exc.order.to_json()})
+    return Problem(409, "Order was rejected", str(exc), "order-rejected", extra=_order_extra(exc))
+
+
+def _state_conflict(exc: errors.InvalidTransition) -> Problem:
+    return Problem(409, "Order state does not allow this", str(exc), "order-state-conflict", extra=_order_extra(exc))
 
 
 def _inventory_unavailable(exc: InventoryUnavailable) -> Problem:
@@ -131,7 +141,8 @@ _MAPPING: list[tuple[type[Exception], Callable[[Any], Problem]]] = [
     (errors.UnknownProduct, _unknown_product),
     (errors.IdempotencyInFlight, _in_flight),
     (errors.IdempotencyKeyReused, _key_reused),
-    (errors.InvalidTransition, _rejected),
+    (errors.OrderRejected, _rejected),
+    (errors.InvalidTransition, _state_conflict),
     (errors.AdminApiDisabled, lambda e: Problem(404, "Not found", str(e), "admin-api-disabled")),
     (errors.ChaosAdminRefused, lambda e: Problem(503, "Chaos controls unavailable", str(e), "chaos-admin-refused")),
     (errors.ChaosSettingsRefused, lambda e: Problem(422, "Invalid chaos settings", str(e), "validation-failed")),

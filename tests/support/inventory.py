@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from protos import inventory_pb2 as pb
 from protos import inventory_pb2_grpc as pb_grpc
 from tests import REPO_ROOT
 from tests.support.identity import issuer
+from valerix_common.bus.publishers import BusSettings
 from valerix_common.embedded_pg import free_port
 from valerix_common.jwt_auth import JwtSettings
 
@@ -107,12 +109,16 @@ def order_service_channel(target: str) -> grpc.aio.Channel:
 
 @asynccontextmanager
 async def running_inventory(
-    inventory_db_url: str, caller_auth: CallerAuthSettings | None = None
+    inventory_db_url: str, caller_auth: CallerAuthSettings | None = None, bus_url: str = ""
 ) -> AsyncIterator[InventoryHarness]:
-    """The inventory with its caller check on (the test issuer's Order Service identity unless told otherwise)."""
+    """The inventory with its caller check on (the test issuer's Order Service identity unless told otherwise).
+
+    `bus_url`: the local bus its outbox relay publishes reservation events to (none: they wait in the outbox)."""
     chaos = Chaos(ChaosSettings())
-    running = await start_inventory(inventory_config(inventory_db_url, caller_auth or order_service_caller_auth()),
-                                    chaos)
+    config = inventory_config(inventory_db_url, caller_auth or order_service_caller_auth())
+    if bus_url:
+        config = dataclasses.replace(config, bus=BusSettings(local_bus_url=bus_url), outbox_poll_interval_s=0.2)
+    running = await start_inventory(config, chaos)
     channel = order_service_channel(f"127.0.0.1:{running.grpc_port}")
     try:
         yield InventoryHarness(running, inventory_stub(channel), channel, inventory_db_url)

@@ -22,6 +22,7 @@ from order_functions.bootstrap import Adapters
 from order_functions.infrastructure.local_queue import LocalQueue
 from tests.support.identity import DEFAULT_CUSTOMER, bearer, order_service_auth_env
 from tests.support.inventory import ADMIN_TOKEN, InventoryHarness
+from valerix_common.local_bus import ORDER_SERVICE_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, subscription_queue
 
 # The app's metadata read as the local host reads it (get_functions() may be called once per app).
 APP_FUNCTIONS = read_functions(function_app.app, HostConfig())
@@ -31,6 +32,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **{f.name: f.user_function for f in APP_FUNCTIONS.timers},
 }
 [VERIFY_FUNCTION] = [f for f in APP_FUNCTIONS.queues if f.name == "verify_order"]
+[EVENTS_FUNCTION] = [f for f in APP_FUNCTIONS.queues if f.name == "reservation_events"]
 
 
 def http_request(
@@ -59,6 +61,7 @@ class OrderHarness:
     inventory: InventoryHarness
     orders_db_url: str
     verify_failures: list[str] = field(default_factory=list)
+    event_failures: list[str] = field(default_factory=list)
 
     async def resources(self) -> Adapters:
         """The real adapters behind the function app (integration tests arrange data through them)."""
@@ -129,6 +132,42 @@ class OrderHarness:
                     self.verify_failures.append(delivery.message_id)
                 elif delivery.outcome is Outcome.COMPLETED:
                     handled.append(delivery.message_id)
+        return handled
+
+
+    async def event_subscription(self) -> LocalQueue:
+        """The Order Service's subscription to reservation-events on the local bus (as the Functions host polls it)."""
+        pool = (await self.resources()).bus_pool
+        assert pool is not None
+        return subscription_queue(pool, RESERVATION_EVENTS_TOPIC, ORDER_SERVICE_SUBSCRIPTION, max_delivery_count=3)
+
+    async def deliver_events(
+        self, max_wait_s: float = 10.0, *, until_order: str | None = None, until_type: str = ""
+    ) -> list[str]:
+        """Feeds reservation events to their trigger through the local host's own queue pump (complete on success,
+        abandon on failure); stops once the function recorded `until_order`'s event of type `...until_type`, or
+        nothing came for `max_wait_s`. Returns the message ids completed; failures go to `event_failures`."""
+        pump = QueuePump(EVENTS_FUNCTION, await self.event_subscription())
+        handled: list[str] = []
+        idle_since = time.monotonic()
+        for _ in range(2000):  # bounded; each idle round sleeps 50 ms
+            deliveries = await pump.deliver_once(max_messages=20)
+            for delivery in deliveries:
+                if delivery.error is not None:
+                    self.event_failures.append(delivery.message_id)
+                elif delivery.outcome is Outcome.COMPLETED:
+                    handled.append(delivery.message_id)
+            if until_order is not None and self.sql(
+                "SELECT 1 FROM consumed_events WHERE order_id = %s AND event_type LIKE %s",
+                uuid.UUID(until_order), f"%{until_type}",
+            ):
+                break
+            if deliveries:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= max_wait_s:
+                break
+            else:
+                await asyncio.sleep(0.05)
         return handled
 
 

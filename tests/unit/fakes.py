@@ -34,6 +34,7 @@ from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
 from order_functions.contracts.order_events import event_type_for
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
+from order_functions.domain.reservation_events import StockLevel
 from order_functions.domain.validation import CheckoutRequest
 
 
@@ -241,6 +242,8 @@ class FakeInventory:
         self.down = False
         self.reserved: list[UUID] = []
         self.released: list[UUID] = []
+        self.shipped: list[UUID] = []
+        self.ship_answer: Exception | None = None
         self.list_calls = 0
         self.list_attempts = 0
         self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
@@ -277,6 +280,15 @@ class FakeInventory:
         self.list_calls += 1
         return list(self.products)
 
+    async def ship(self, order_id: UUID, timeout_s: float) -> bool:
+        self._unavailable()
+        if self.ship_answer is not None:
+            raise self.ship_answer
+        replayed = order_id in self.shipped
+        if not replayed:
+            self.shipped.append(order_id)
+        return replayed
+
     async def check(self, timeout_s: float) -> None:
         self._unavailable()
 
@@ -290,6 +302,53 @@ class FakeInventory:
             raise self.chaos_refusal
         self.chaos = switches
         return switches
+
+
+class FakeCatalogue:
+    """Keeps the highest version per product, as the real store does."""
+
+    def __init__(self, consumed: FakeConsumed) -> None:
+        self.rows: dict[str, ProductView] = {}
+        self.consumed = consumed  # the same store as the use case's: the real one shares the database
+
+    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
+        if event_id in self.consumed.records:
+            return None
+        moved = 0
+        for lv in levels:
+            old = self.rows.get(lv.product_id)
+            if old is None or old.version < lv.version:
+                price = old.price_cents if old else 0
+                self.rows[lv.product_id] = ProductView(lv.product_id, lv.name, price, lv.available, lv.reserved,
+                                                       lv.shipped, lv.version, datetime.now(UTC))
+                moved += 1
+        self.consumed.records[event_id] = (event_type, None, "applied" if moved else "no-op")
+        return moved
+
+    async def apply_listing(self, products: list[ProductView]) -> int:
+        for p in products:
+            old = self.rows.get(p.product_id)
+            if old is not None and old.version > p.version:
+                p = dataclasses.replace(old, name=p.name, price_cents=p.price_cents)
+            self.rows[p.product_id] = dataclasses.replace(p, as_of=datetime.now(UTC))
+        return len(products)
+
+    async def snapshot(self) -> list[ProductView]:
+        return [self.rows[k] for k in sorted(self.rows)]
+
+
+class FakeConsumed:
+    def __init__(self) -> None:
+        self.records: dict[UUID, tuple[str, UUID | None, str]] = {}
+
+    async def seen(self, event_id: UUID) -> bool:
+        return event_id in self.records
+
+    async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
+        if event_id in self.records:
+            return False
+        self.records[event_id] = (event_type, order_id, effect)
+        return True
 
 
 class FakeBus:

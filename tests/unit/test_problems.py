@@ -60,4 +60,4 @@ def test_unexpected_errors_are_not_mapped() -> None:
 
 def test_order_states_have_their_status_codes() -> None:
     assert STATUS_CODE_FOR == {OrderStatus.CONFIRMED: 201, OrderStatus.PENDING: 202, OrderStatus.REJECTED: 409,
-                               OrderStatus.CANCELLED: 200}
+                               OrderStatus.CANCELLED: 200, OrderStatus.SHIPPED: 200}

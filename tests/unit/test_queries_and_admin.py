@@ -37,11 +37,17 @@ async def test_recent_orders_filter_and_page(world: World) -> None:
     assert rest == [old]
 
 
-async def test_listing_products_refreshes_the_catalogue(world: World) -> None:
-    products = await world.services.products.list()
-    assert [p.product_id for p in products] == ["P-1", "P-2"] and world.inventory.list_calls == 1
+async def test_an_empty_catalogue_copy_is_filled_once_then_answers_without_the_inventory(world: World) -> None:
+    first = await world.services.products.list()
+    assert [p.product_id for p in first.products] == ["P-1", "P-2"] and first.source == "inventory"
+    assert world.inventory.list_calls == 1
+    world.inventory.down = True  # the Gremlin, or worse: the copy still answers
+    again = await world.services.products.list()
+    assert again.source == "copy" and [p.product_id for p in again.products] == ["P-1", "P-2"]
+    assert again.as_of is not None
+    world.inventory.down = False
     await world.services.checkout(request("c-1", ("P-2", 1)), None)
-    assert world.inventory.list_calls == 1  # the checkout's catalogue check used the fresh listing
+    assert world.inventory.list_calls == 1  # the checkout's catalogue check used the copy
 
 
 async def test_health_ok_and_naming_the_failed_dependency(world: World) -> None:

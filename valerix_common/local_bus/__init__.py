@@ -10,13 +10,19 @@ from valerix_common.local_bus.queue import (
     ensure_schema,
 )
 from valerix_common.local_bus.topics import LocalTopic, subscription_path, subscription_queue
-from valerix_common.local_bus.topology import DEFAULT_SUBSCRIPTIONS, ORDER_EVENTS_TOPIC, RESERVATION_EVENTS_TOPIC
+from valerix_common.local_bus.topology import (
+    DEFAULT_SUBSCRIPTIONS,
+    ORDER_EVENTS_TOPIC,
+    ORDER_SERVICE_SUBSCRIPTION,
+    RESERVATION_EVENTS_TOPIC,
+)
 
 __all__ = [
     "DEFAULT_SUBSCRIPTIONS",
     "MAX_DELIVERY_COUNT_EXCEEDED",
     "MIGRATIONS",
     "ORDER_EVENTS_TOPIC",
+    "ORDER_SERVICE_SUBSCRIPTION",
     "RESERVATION_EVENTS_TOPIC",
     "SCHEMA",
     "BusNotifier",

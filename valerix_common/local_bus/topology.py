@@ -8,8 +8,10 @@ from __future__ import annotations
 
 RESERVATION_EVENTS_TOPIC = "reservation-events"
 ORDER_EVENTS_TOPIC = "order-events"
+ORDER_SERVICE_SUBSCRIPTION = "order-service"  # infra/modules/servicebus.bicep names it the same
 
 DEFAULT_SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    RESERVATION_EVENTS_TOPIC: ("orders",),  # the Order Service settles orders and feeds its catalogue copy
+    # the Order Service settles orders and feeds its catalogue copy from this one
+    RESERVATION_EVENTS_TOPIC: (ORDER_SERVICE_SUBSCRIPTION,),
     ORDER_EVENTS_TOPIC: ("notifications",),  # the notifications add-on
 }

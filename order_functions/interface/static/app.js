@@ -171,6 +171,9 @@
       return;
     }
     products = r.body.products;
+    $("products-as-of").textContent = r.body.source === "copy"
+      ? `the Order Service's catalogue copy, as of ${r.body.as_of ? new Date(r.body.as_of).toLocaleTimeString() : "—"}`
+      : "read from the inventory (the catalogue copy was empty)";
     $("products").querySelector("tbody").replaceChildren(...products.map((p) => el("tr", { "data-product": p.product_id },
       el("td", {}, el("code", { text: p.product_id })), el("td", { text: p.name }),
       el("td", { class: "num", text: String(p.available) }), el("td", { class: "num", text: String(p.reserved) }))));
@@ -188,8 +191,10 @@
     "verify-order": "via Service Bus (verify-order)",
     reconciler: "by the reconciler",
     cancel: "cancelled by the customer",
+    "reservation-event": "by the inventory's event",
+    ship: "shipped by operations",
   };
-  const STATE_ICON = { pending: "…", confirmed: "✓", rejected: "✗", cancelled: "⊘" };
+  const STATE_ICON = { pending: "…", confirmed: "✓", rejected: "✗", cancelled: "⊘", shipped: "⇪" };
   let ordersPoll = null;
 
   async function cancelOrder(id, button) {
@@ -217,6 +222,7 @@
       el("span", { class: "order-took", text: took }),
       o.settled_via ? el("span", { class: viaBus ? "via via-bus" : "via", text: VIA[o.settled_via] || o.settled_via })
         : el("span", { class: "via muted", text: "—" }),
+      o.message ? el("span", { class: "order-message small", text: o.message }) : null,
       o.reason ? el("span", { class: "order-reason muted small", text: o.reason }) : null,
       canCancel ? el("button", { type: "button", class: "secondary small-btn", "aria-label": `Cancel order ${shortId(o.order_id)}`,
         onclick: (e) => cancelOrder(o.order_id, e.currentTarget), text: "Cancel" }) : el("span"));
@@ -237,6 +243,7 @@
     const state = r.body && r.body.status ? ` — ${r.body.status}` : "";
     $("co-status").textContent = `HTTP ${r.status}${state}`;
     $("co-status").dataset.status = String(r.status);
+    $("co-message").textContent = r.body && r.body.message ? r.body.message : "";
     $("co-replayed").textContent = replayed ? "Idempotent-Replayed: true (the same order, not a new one)" : "";
     $("co-replayed").dataset.replayed = String(replayed);
     $("co-key").textContent = key;

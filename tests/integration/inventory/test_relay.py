@@ -35,7 +35,15 @@ from valerix_common.bus.azure_sender import AzureServiceBusSender
 from valerix_common.bus.publishers import BusSettings
 from valerix_common.db import make_pool
 from valerix_common.embedded_pg import EmbeddedPostgres, free_port
-from valerix_common.local_bus import LocalQueue, LocalTopic, Pool, ensure_schema, stop_notifier, subscription_queue
+from valerix_common.local_bus import (
+    ORDER_SERVICE_SUBSCRIPTION,
+    LocalQueue,
+    LocalTopic,
+    Pool,
+    ensure_schema,
+    stop_notifier,
+    subscription_queue,
+)
 
 TOPIC = "reservation-events"
 ADMIN = (("x-valerix-admin-token", ADMIN_TOKEN),)
@@ -55,7 +63,7 @@ async def bus(url: str) -> AsyncIterator[tuple[Pool, LocalQueue]]:
     await pool.open(wait=True)
     try:
         await ensure_schema(pool)
-        yield pool, subscription_queue(pool, TOPIC, "orders")
+        yield pool, subscription_queue(pool, TOPIC, ORDER_SERVICE_SUBSCRIPTION)
     finally:
         await stop_notifier(pool)
         await pool.close()

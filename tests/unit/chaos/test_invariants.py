@@ -59,7 +59,52 @@ def only_failure(snap: Snapshot, name: str) -> InvariantResult:
 def test_clean_set_passes() -> None:
     res = results(clean())
     assert all(r.ok for r in res.values()), {n: r.violations for n, r in res.items()}
-    assert len(res) == 11 and res["conservation"].checked == 2
+    assert len(res) == 14 and res["conservation"].checked == 2
+
+
+def evented() -> Snapshot:
+    """The clean world plus issue 13: O4 shipped (its 1 A left the warehouse), the copy, events sent and consumed."""
+    snap = clean()
+    snap.reservations[3] = ReservationRow(O4, "SHIPPED", {"A": 1})
+    snap.orders[3] = OrderRow(O4, "shipped", {"A": 1}, "c2")
+    snap.api_order_status = {**(snap.api_order_status or {}), O4: "shipped"}
+    snap.catalogue_copy = {"A": 7, "B": 4}
+    snap.sent_reservation_events = {"e1", "e2"}
+    snap.consumed_events = {"e1": "applied", "e2": "no-op"}
+    snap.event_transitions = [(O1, "confirmed"), (O4, "shipped")]
+    return snap
+
+
+def test_shipped_units_count_in_conservation_and_the_evented_world_passes() -> None:
+    res = results(evented())
+    assert all(r.ok for r in res.values()), {n: r.violations for n, r in res.items()}
+    assert res["shipped_has_shipped_reservation"].checked == 1 and res["catalogue_copy_matches"].checked == 2
+
+
+def test_a_shipped_order_without_a_shipped_reservation_is_detected() -> None:
+    snap = evented()
+    snap.reservations[3] = ReservationRow(O4, "RELEASED", {"A": 1})
+    snap.products[0] = ProductRow("A", available=8, received=10)  # released: back on the shelf, copy follows
+    snap.catalogue_copy = {"A": 8, "B": 4}
+    snap.api_product_available = {"A": 8, "B": 4}
+    res = only_failure(snap, "shipped_has_shipped_reservation")
+    assert res.violations == [f"order {O4} shipped, reservation RELEASED"]
+
+
+def test_a_stale_catalogue_copy_is_detected() -> None:
+    snap = evented()
+    snap.catalogue_copy = {"A": 9}
+    res = only_failure(snap, "catalogue_copy_matches")
+    assert res.violation_count == 2  # A differs, B is missing
+
+
+def test_events_lost_or_applied_twice_are_detected() -> None:
+    snap = evented()
+    snap.sent_reservation_events = {"e1", "e2", "e3"}
+    snap.event_transitions = [(O1, "confirmed"), (O1, "confirmed")]
+    res = only_failure(snap, "reservation_events_applied_once")
+    assert res.violations == ["event e3 was sent but never consumed", f"order {O1} moved to confirmed 2 times by "
+                              "reservation events"]
 
 
 def test_conservation_violation_is_detected() -> None:
