@@ -1,4 +1,4 @@
-"""Order Service settings (Functions app settings, DESIGN.md §6)."""
+"""Order Service settings (Functions app settings, infra/README.md)."""
 
 from __future__ import annotations
 
