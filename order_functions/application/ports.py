@@ -212,6 +212,9 @@ class CatalogueStore(Protocol):
     async def snapshot(self) -> list[ProductView]:
         """Every product of the copy (empty when the copy was never filled)."""
 
+    async def listed(self) -> bool:
+        """True once a full listing was applied; before that the copy holds only what stock events brought."""
+
 
 class ConsumedEvents(Protocol):
     """Which reservation events this service has already handled (at-least-once delivery)."""

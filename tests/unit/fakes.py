@@ -310,6 +310,7 @@ class FakeCatalogue:
     def __init__(self, consumed: FakeConsumed) -> None:
         self.rows: dict[str, ProductView] = {}
         self.consumed = consumed  # the same store as the use case's: the real one shares the database
+        self.listings = 0
 
     async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
         if event_id in self.consumed.records:
@@ -331,10 +332,14 @@ class FakeCatalogue:
             if old is not None and old.version > p.version:
                 p = dataclasses.replace(old, name=p.name, price_cents=p.price_cents)
             self.rows[p.product_id] = dataclasses.replace(p, as_of=datetime.now(UTC))
+        self.listings += 1
         return len(products)
 
     async def snapshot(self) -> list[ProductView]:
         return [self.rows[k] for k in sorted(self.rows)]
+
+    async def listed(self) -> bool:
+        return self.listings > 0
 
 
 class FakeConsumed:
