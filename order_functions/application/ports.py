@@ -216,10 +216,27 @@ class CatalogueStore(Protocol):
         """True once a full listing was applied; before that the copy holds only what stock events brought."""
 
 
+@dataclass(frozen=True)
+class FirstLook:
+    """What one look at a decision event found: seen before, the order (None: not ours), recorded here as handled."""
+
+    seen: bool
+    order: Order | None
+    recorded: bool
+
+
 class ConsumedEvents(Protocol):
     """Which reservation events this service has already handled (at-least-once delivery)."""
 
     async def seen(self, event_id: UUID) -> bool: ...
+
+    async def first_look(
+        self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
+    ) -> FirstLook:
+        """In one step: whether the event was handled before, the order, and, when neither is true and the order is
+        missing or not in `movable_from` (the event cannot move it), the event recorded as handled (`no-op` or
+        `unknown-order`). `recorded` is False when it was seen, when the order can still move, or when a concurrent
+        delivery recorded it first."""
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         """False when another delivery recorded it first."""
