@@ -4,6 +4,7 @@ cases import nothing else from outside application/ and domain/."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,6 +254,12 @@ class MessageSender(Protocol):
         """Health: raises when the bus cannot be reached."""
 
     async def close(self) -> None: ...
+
+
+class BatchSender(MessageSender, Protocol):
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Sends the messages in order in as few round trips (and, locally, commits) as the transport allows; if it
+        raises, some may have been sent: the caller resends them all (duplicate detection drops repeats)."""
 
 
 @dataclass(frozen=True)
