@@ -122,8 +122,10 @@ class QueuePump:
             return Delivery(message.message_id, outcome, exc)
         renewal.cancel()
         outcome = await self._complete(message)
-        if outcome is Outcome.COMPLETED:
-            log_succeeded(self.fn.name, invocation_id, started, f" message_id={message.message_id}")
+        if outcome is Outcome.COMPLETED and log.isEnabledFor(logging.DEBUG):
+            # per message at DEBUG, as the HTTP front's per request (four lines per order); failures and lost locks
+            # stay at ERROR/WARNING
+            log_succeeded(self.fn.name, invocation_id, started, f" message_id={message.message_id}", logging.DEBUG)
         return Delivery(message.message_id, outcome)
 
     async def _abandon(self, message: ReceivedMessage) -> Outcome:
