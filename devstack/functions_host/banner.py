@@ -27,5 +27,7 @@ def function_lines(base: str, env: Mapping[str, str] | None = None, skip: tuple[
         path = fn.route.template.removeprefix("api").lstrip("/")
         lines.append(f"{fn.name + ':':<24}{methods:<9}{base}/{path} {NOTES.get(fn.name, '')}".rstrip())
     lines += [f"{fn.name + ':':<24}serviceBusTrigger (local bus '{fn.queue_name}')" for fn in functions.queues]
-    lines += [f"{fn.name + ':':<24}timerTrigger ({fn.schedule})" for fn in functions.timers]
+    # no schedule here: it is read from the environment when the app is imported, and the Functions host's
+    # environment is not this process's
+    lines += [f"{fn.name + ':':<24}timerTrigger" for fn in functions.timers]
     return lines
