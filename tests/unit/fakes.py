@@ -245,6 +245,7 @@ class FakeInventory:
         self.released: list[UUID] = []
         self.shipped: list[UUID] = []
         self.ship_answer: Exception | None = None
+        self.ship_timeouts: list[float] = []
         self.list_calls = 0
         self.list_attempts = 0
         self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
@@ -282,6 +283,7 @@ class FakeInventory:
         return list(self.products)
 
     async def ship(self, order_id: UUID, timeout_s: float) -> bool:
+        self.ship_timeouts.append(timeout_s)
         self._unavailable()
         if self.ship_answer is not None:
             raise self.ship_answer
