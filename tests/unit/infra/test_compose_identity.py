@@ -96,7 +96,7 @@ def trust_bundle_is_the_issuers(service: str, env: dict[str, str]) -> None:
 
 def test_the_inventory_loads_its_caller_check_for_the_compose_issuer(compose_env: Any) -> None:
     env = compose_env("inventory")
-    config = InventoryConfig.from_env()  # the loader the container runs; refuses a reachable server without auth
+    config = InventoryConfig.from_env()  # the loader the container runs; refuses to start without caller auth
     issuer = serve_args(issuer_service()["command"]).public_url
     assert config.host not in ("127.0.0.1", "::1")  # reachable from the functions container
     assert config.caller_auth is not None
