@@ -30,7 +30,7 @@ from order_functions.application.ports import ChaosSwitches
 from order_functions.bootstrap import get_services
 from order_functions.domain.strict_json import JsonLimits, loads_object
 from order_functions.domain.validation import Fault, ValidationFailed
-from order_functions.interface.auth import caller
+from order_functions.interface.auth import bearer_auth, caller
 from order_functions.interface.http_support import handle_errors, json_response, request_path, request_query
 from order_functions.interface.problems import Problem, problem_response
 from valerix_common.env import env_str
@@ -254,6 +254,7 @@ def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route(route="ops/chaos", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors
 async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
     """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled.
@@ -279,6 +280,7 @@ async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="stats/bus", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors
 async def bus_stats(req: func.HttpRequest) -> func.HttpResponse:
     require_role(caller(), OPS_ROLE)
