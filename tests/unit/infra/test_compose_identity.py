@@ -24,7 +24,7 @@ from devstack.identity.tls import TlsFiles
 from inventory_service.config import InventoryConfig
 from order_functions.infrastructure.jwt_validator import auth_settings_from_env
 from tests.unit.infra._helpers import REPO_ROOT
-from tests.unit.infra.test_local_config import compose, service_env
+from tests.unit.infra.test_local_config import compose, local_values, service_env
 
 
 def serve_args(command: list[str]) -> argparse.Namespace:
@@ -70,7 +70,8 @@ def test_the_issuer_binds_the_compose_network_only_with_tls_and_its_public_url()
     assert env["DEVSTACK_ISSUER_URL"] == args.public_url  # `token` inside the container stamps the same iss
     volumes = mounts("issuer")
     assert str(args.tls_dir) in volumes and env["DEVSTACK_IDENTITY_DIR"] in volumes  # both survive restarts
-    assert "ports" not in issuer_service()  # it hands out the Order Service's token: the compose network only
+    # it hands out the Order Service's token: the compose network, and the host's loopback only (for `func start`)
+    assert issuer_service()["ports"] == [f"127.0.0.1:{args.port}:{args.port}"]
     assert issuer_service()["build"] == {"context": ".", "dockerfile": "infra/docker/issuer.Dockerfile"}
     assert "https://localhost:" + str(args.port) in " ".join(issuer_service()["healthcheck"]["test"])
 
@@ -117,3 +118,26 @@ def test_the_order_service_loads_its_token_settings_for_the_compose_issuer(compo
     assert env.get("INVENTORY_AUTH_CLIENT_ID", ORDER_SERVICE_CLIENT_ID) in service_env("inventory")[
         "INVENTORY_ALLOWED_CALLERS"].split(",")
     trust_bundle_is_the_issuers("functions", env)
+
+
+def test_func_start_on_the_host_uses_the_compose_issuer_through_its_loopback_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """local.settings.example.json: the same issuer identity (`iss`), its keys and token endpoint reached through
+    the published port (the server certificate also names localhost), and the bundle copied out of the volume."""
+    values = local_values()
+    args = serve_args(issuer_service()["command"])
+    for name in [n for n in os.environ if n.startswith(("AUTH_", "INVENTORY_"))]:
+        monkeypatch.delenv(name)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = auth_settings_from_env()
+    local = f"https://localhost:{args.port}"
+    assert settings.issuer == args.public_url and settings.audiences == (ORDERS_AUDIENCE,)
+    assert settings.jwks_url == local + "/discovery/v2.0/keys"
+    assert values["INVENTORY_AUTH_TOKEN_URL"] == local + TOKEN_PATH
+    assert values["INVENTORY_AUTH_AUDIENCE"] == INVENTORY_AUDIENCE
+    assert PurePosixPath(values["SSL_CERT_FILE"]).parts[0] == ".data"  # a local copy, never committed
+    bundle = TlsFiles(Path(str(args.tls_dir))).bundle
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"docker compose cp issuer:{bundle} {values['SSL_CERT_FILE']}" in readme  # how the copy gets there
