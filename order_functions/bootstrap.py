@@ -144,7 +144,7 @@ def wire(
             rate_limiter=limiter,  # its idle rows go on the reconciler's schedule
         ),
         reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
-        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.inventory_timeout_s),
+        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.ship_timeout_s),
         catalogue=catalogue_copy,
         orders=order_queries,
         products=ProductQueries(catalogue_copy, config.inventory_timeout_s),
