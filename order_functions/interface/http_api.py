@@ -15,7 +15,7 @@ from order_functions.bootstrap import get_authenticator, get_services
 from order_functions.domain.models import Order, OrderStatus
 from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import parse_checkout, parse_idempotency_key, parse_order_id
-from order_functions.interface.auth import caller
+from order_functions.interface.auth import bearer_auth, caller
 from order_functions.interface.http_support import LATENCY, api, handle_errors, json_response
 from order_functions.interface.openapi import openapi_document
 from order_functions.interface.order_listing import encode_cursor, parse_order_listing
@@ -48,6 +48,7 @@ def order_response(order: Order, *, replayed: bool = False, status: int | None =
 
 
 @bp.route(route="orders", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def create_order(req: func.HttpRequest) -> func.HttpResponse:
     key = parse_idempotency_key(req.headers.get("Idempotency-Key"))
@@ -57,6 +58,7 @@ async def create_order(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders/{order_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def get_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
@@ -65,6 +67,7 @@ async def get_order(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders/{order_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
@@ -79,6 +82,7 @@ async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
     query = parse_order_listing(req.params)
@@ -90,6 +94,7 @@ async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="products", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def list_products(req: func.HttpRequest) -> func.HttpResponse:
     listing = await (await get_services()).products.list()
@@ -106,6 +111,7 @@ async def list_products(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders/{order_id}/ship", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def ship_order(req: func.HttpRequest) -> func.HttpResponse:
     """Operations: the order has left the warehouse (the `ops` role only)."""
@@ -146,6 +152,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="stats/latency", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors  # not @api: polling the statistics must not count as the traffic they measure
 async def latency_stats(req: func.HttpRequest) -> func.HttpResponse:
     require_role(caller(), OPS_ROLE)
