@@ -17,6 +17,7 @@ from typing import Any
 import azure.functions as func
 
 from order_functions.application.identity import AuthenticationFailed, Authenticator, Forbidden, Principal
+from order_functions.interface.arrival import end_of_request, mark_arrival
 from order_functions.interface.http_support import request_path
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
 
     @functools.wraps(handler)
     async def guarded(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
+        arrival = mark_arrival()  # the checkout's deadline starts here, before the token is even looked at
         try:
             principal = await authenticator().authenticate(req.headers.get("Authorization"))
         except AuthenticationFailed as exc:
@@ -73,6 +75,7 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
             return await handler(req, *args, **kwargs)
         finally:
             _caller.reset(token)
+            end_of_request(arrival)
 
     setattr(guarded, _GUARDED, True)
     return guarded

@@ -16,6 +16,7 @@ from opentelemetry import context, propagate, trace
 
 from order_functions.application.ports import InventoryUnavailable
 from order_functions.domain.rolling_window import RollingWindow
+from order_functions.interface.arrival import arrived_at
 from order_functions.interface.problems import INTERNAL, problem_for, problem_response
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,12 @@ def handle_errors(handler: Handler) -> Handler:
 
 
 def timed(handler: Handler) -> Handler:
-    """Records the server-side response time of API calls into the rolling window."""
+    """Records the server-side response time of API calls into the rolling window, from the request's arrival
+    (authentication included: it is part of what the customer waits for)."""
 
     @functools.wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        started = time.monotonic()
+        started = arrived_at()
         try:
             return await handler(req)
         finally:
