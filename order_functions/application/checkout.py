@@ -52,6 +52,12 @@ def record_reserve_s(budget_s: float) -> float:
     return min(RECORD_RESERVE_S, budget_s * 0.1)
 
 
+def before_answer_s(deadline: Deadline) -> float:
+    """What a step that may end the checkout in a 503 (the rate limit, the order write) gets: what is left minus
+    the same reserve, so even that answer (its log line, the slot's refund, the host) leaves within the budget."""
+    return max(deadline.left() - record_reserve_s(deadline.budget_s), MIN_CALL_S)
+
+
 # Below this there is no point in asking the inventory: the verify hand-off will.
 MIN_CALL_S = 0.02
 # A cold catalogue may take a quarter of the budget, never more: the order write and the inventory need the rest.
@@ -125,12 +131,12 @@ class Checkout:
             raise UnknownProduct(unknown)
 
     async def _create(self, request: CheckoutRequest, key: str | None, deadline: Deadline) -> CreateResult:
-        """The order write gets what is left of the budget (the wait for a connection too); if it cannot finish, a
-        clear 503 at the deadline. The write is cancelled then, and psycopg cancels it in the server, so it rolls
-        back: nothing is written. Only a COMMIT already under way when the deadline strikes can still land; that
+        """The order write gets what is left of the budget before the answer's reserve (the wait for a connection
+        too); if it cannot finish, a clear 503. The write is cancelled then, and psycopg cancels it in the server,
+        so it rolls back: nothing is written. Only a COMMIT already under way at that moment can still land; that
         order is pending with its verify intent, so the relay settles it, and the same Idempotency-Key replays it
         (409 "in flight" until IDEMPOTENCY_IN_FLIGHT_SECONDS, then the order)."""
-        left = deadline.left_at_least(MIN_CALL_S)
+        left = before_answer_s(deadline)
         try:
             return await within(
                 self.orders.create(

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from order_functions.application.cancel import CancelOrder, CancelResult
-from order_functions.application.checkout import MIN_CALL_S, Checkout, CheckoutResult
+from order_functions.application.checkout import MIN_CALL_S, Checkout, CheckoutResult, before_answer_s
 from order_functions.application.deadline import Deadline, within
 from order_functions.application.errors import (
     ApplicationError,
@@ -89,7 +89,7 @@ class CustomerCheckout:
 
     async def _admit(self, customer_id: str, key: str | None, deadline: Deadline) -> bool:
         """True when this checkout consumed a slot; a limited request passes only as a replay of its key."""
-        decision = await self._in_time(self.limiter.acquire(customer_id, deadline.left_at_least(MIN_CALL_S)),
+        decision = await self._in_time(self.limiter.acquire(customer_id, before_answer_s(deadline)),
                                        deadline, "the checkout rate limit")
         if decision.allowed:
             return True
@@ -102,7 +102,7 @@ class CustomerCheckout:
     async def _in_time(self, step: Awaitable[T], deadline: Deadline, what: str) -> T:
         """A step before the order write, within what is left: past it nothing was written, a 503 says retry."""
         try:
-            return await within(step, deadline.left_at_least(MIN_CALL_S), what)
+            return await within(step, before_answer_s(deadline), what)
         except TimeoutError as exc:
             log.warning("checkout: %s did not answer within the %.1fs budget", what, deadline.budget_s)
             raise CheckoutTimedOut(deadline.budget_s) from exc

@@ -1,21 +1,33 @@
-"""When the current HTTP request arrived: stamped by the outermost wrapper every HTTP function runs in (before
-authentication, body parsing and the rate limiter), so the checkout's deadline counts the whole answer."""
+"""When the current HTTP request arrived: stamped by the outermost wrapper every guarded HTTP function runs in
+(before authentication, body parsing and the rate limiter), so the checkout's deadline counts the whole answer."""
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import azure.functions as func
+
+Handler = Callable[..., Awaitable[func.HttpResponse]]
 
 _arrived_at: contextvars.ContextVar[float | None] = contextvars.ContextVar("valerix_arrived_at", default=None)
 
 
-def mark_arrival() -> contextvars.Token[float | None]:
-    """Stamps now as the arrival of the request being handled; reset with the token when it is answered."""
-    return _arrived_at.set(time.monotonic())
+def stamped_on_arrival(handler: Handler) -> Handler:
+    """The handler, with the moment its request arrived readable through `arrived_at()` while it runs."""
 
+    @functools.wraps(handler)
+    async def stamped(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
+        token = _arrived_at.set(time.monotonic())
+        try:
+            return await handler(req, *args, **kwargs)
+        finally:
+            _arrived_at.reset(token)
 
-def end_of_request(token: contextvars.Token[float | None]) -> None:
-    _arrived_at.reset(token)
+    return stamped
 
 
 def arrived_at() -> float:

@@ -17,7 +17,7 @@ from typing import Any
 import azure.functions as func
 
 from order_functions.application.identity import AuthenticationFailed, Authenticator, Forbidden, Principal
-from order_functions.interface.arrival import end_of_request, mark_arrival
+from order_functions.interface.arrival import stamped_on_arrival
 from order_functions.interface.http_support import request_path
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,6 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
 
     @functools.wraps(handler)
     async def guarded(req: func.HttpRequest, *args: Any, **kwargs: Any) -> func.HttpResponse:
-        arrival = mark_arrival()  # the checkout's deadline starts here, before the token is even looked at
         try:
             principal = await authenticator().authenticate(req.headers.get("Authorization"))
         except AuthenticationFailed as exc:
@@ -75,10 +74,10 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
             return await handler(req, *args, **kwargs)
         finally:
             _caller.reset(token)
-            end_of_request(arrival)
 
-    setattr(guarded, _GUARDED, True)
-    return guarded
+    stamped = stamped_on_arrival(guarded)  # the checkout's deadline starts before the token is looked at
+    setattr(stamped, _GUARDED, True)
+    return stamped
 
 
 def _http_route(function: Any) -> str | None:

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from opentelemetry import context, propagate, trace
 
-from order_functions.application.ports import InventoryUnavailable
+from order_functions.application.errors import CheckoutTimedOut
+from order_functions.application.ports import InventoryUnavailable, StoreUnavailable
 from order_functions.domain.rolling_window import RollingWindow
 from order_functions.interface.arrival import arrived_at
 from order_functions.interface.problems import INTERNAL, problem_for, problem_response
@@ -96,6 +97,10 @@ def handle_errors(handler: Handler) -> Handler:
                 return problem_response(INTERNAL, instance)
             if isinstance(exc, InventoryUnavailable):
                 log.warning("%s %s: inventory unavailable: %s", req.method, instance, exc)
+            elif isinstance(exc, CheckoutTimedOut | StoreUnavailable):
+                # an outage answers many requests at once: one line each, no traceback to format on the answer's
+                # path (the step that gave up has logged what it waited for)
+                log.error("%s %s: %s: %s", req.method, instance, problem.title, exc)
             elif problem.status >= 500:
                 log.error("%s %s: %s: %r", req.method, instance, problem.title, exc, exc_info=True)
             return problem_response(problem, instance)
