@@ -1,1 +1,1 @@
-"""Local stack, chaos and benchmark tooling: runs the whole system on one machine (DESIGN.md §7)."""
+"""Local stack, chaos and benchmark tooling: runs the whole system on one machine (docs/architecture.md)."""

@@ -1,4 +1,4 @@
-"""Consistency checks over the inventory database: DESIGN.md §2's conservation with shipping, and the outbox.
+"""Consistency checks over the inventory database: conservation with shipping (docs/architecture.md), and the outbox.
 
 Each query returns the violating rows: none when the database is consistent. The chaos checker and operators run
 them after the system quiesces (the relay has had time to send everything).

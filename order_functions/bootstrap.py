@@ -143,7 +143,7 @@ def wire(
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
         ),
         reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
-        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.inventory_timeout_s),
+        ship_order=ShipOrder(orders, inventory, transitions, metrics, config.ship_timeout_s),
         catalogue=catalogue_copy,
         orders=order_queries,
         products=ProductQueries(catalogue_copy, config.inventory_timeout_s),

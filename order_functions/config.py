@@ -1,4 +1,4 @@
-"""Order Service settings (Functions app settings, DESIGN.md §6)."""
+"""Order Service settings (Functions app settings, infra/README.md)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,9 @@ class OrderConfig:
     db_pool_size: int
     order_caps: OrderCaps = field(default_factory=OrderCaps)  # ORDER_MAX_LINES, ORDER_MAX_UNITS_PER_LINE
     checkout_rate: RatePolicy = field(default_factory=RatePolicy)  # CHECKOUT_RATE_PER_MINUTE, CHECKOUT_RATE_BURST
+    # an operator's ship call waits longer than a shopper's checkout: no 2 s promise there, and with a slow inventory
+    # (the Gremlin's 2-5 s) a 2 s wait would fail every time
+    ship_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls) -> OrderConfig:
@@ -70,4 +73,5 @@ class OrderConfig:
             db_pool_size=env_int("ORDERS_DB_POOL_SIZE", 20, minimum=1, maximum=200),
             order_caps=order_caps_from_env(),
             checkout_rate=checkout_rate_from_env(),
+            ship_timeout_s=env_float("SHIP_TIMEOUT_SECONDS", 10.0, minimum=0.05, maximum=60),
         )

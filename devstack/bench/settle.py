@@ -27,6 +27,7 @@ import psycopg
 
 from devstack.bench.http_load import percentile
 from devstack.chaos.faults import CALM, ChaosConfig, InventoryAdmin
+from devstack.identity.clients import api_headers
 from devstack.stack import ROOT, Stack, StackOptions
 from valerix_common.embedded_pg import free_port
 
@@ -40,12 +41,14 @@ SETTLE_WAIT_S = 120.0  # after the last request: how long to wait for every orde
 async def send_order(http: aiohttp.ClientSession, base: str, statuses: Counter[str]) -> tuple[float, str | None]:
     """Returns (wall time of the first send, order id or None)."""
     key = f"bench-{uuid.uuid4()}"
-    body = {"customer_id": "bench-settle", "items": [{"product_id": PRODUCT, "quantity": 1}]}
+    customer = f"bench-settle-{key[-8:]}"  # a shopper per order: the per-customer rate limit is not what is measured
+    body = {"customer_id": customer, "items": [{"product_id": PRODUCT, "quantity": 1}]}
+    headers = {"Idempotency-Key": key, **api_headers(customer)}
     first = time.time()
     deadline = time.monotonic() + SEND_WINDOW_S
     while time.monotonic() < deadline:
         try:
-            async with http.post(f"{base}/orders", json=body, headers={"Idempotency-Key": key}) as resp:
+            async with http.post(f"{base}/orders", json=body, headers=headers) as resp:
                 statuses[f"POST {resp.status}"] += 1
                 payload = await resp.json(content_type=None)
                 if resp.status < 500 and not (resp.status == 409 and "in-flight" in str(payload.get("type"))):
@@ -61,7 +64,7 @@ async def probe_products(http: aiohttp.ClientSession, base: str, stop: asyncio.E
     while not stop.is_set():
         started = time.monotonic()
         try:
-            async with http.get(f"{base}/products") as resp:
+            async with http.get(f"{base}/products", headers=api_headers("bench-browser")) as resp:
                 await resp.read()
                 statuses[f"GET /products {resp.status}"] += 1
                 if resp.status == 200:

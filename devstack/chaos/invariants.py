@@ -1,4 +1,4 @@
-"""The DESIGN.md §2 invariants as pure functions over rows (no servers), so they can be unit-tested.
+"""The docs/architecture.md invariants as pure functions over rows (no servers), so they can be unit-tested.
 
 `check_all(snapshot)` returns one `InvariantResult` per invariant, each with counter-examples when it fails.
 """

@@ -21,6 +21,7 @@ MAX_ATTEMPTS = 30  # per request: 5xx / connection errors / 409 in flight are re
 RETRY_PAUSE_S = 0.5
 MAX_RETRY_WINDOW_S = 90.0  # per request, wall clock
 SHIP_POLLS = 60  # × RETRY_PAUSE_S: how long a ship waits for its order to settle, and retries an unknown outcome
+SHIP_RETRY_WINDOW_S = 30.0  # wall clock for the ship retries of one order
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,11 @@ class Client:
             await asyncio.sleep(RETRY_PAUSE_S)
         if not isinstance(body, dict) or body.get("status") != "confirmed":
             return 0  # rejected, cancelled or never settled: nothing to ship
+        give_up_at = time.monotonic() + SHIP_RETRY_WINDOW_S  # each try may wait SHIP_TIMEOUT_SECONDS
         for _ in range(SHIP_POLLS):
             status, body, _ = await self._call("POST", f"/orders/{order_id}/ship", "POST /ship",
                                                headers=self.auth(OPS))
-            if status and status < 500:
+            if (status and status < 500) or time.monotonic() >= give_up_at:
                 return status
             await asyncio.sleep(RETRY_PAUSE_S)
         return status

@@ -1,4 +1,4 @@
-"""What the inventory tells the world (DESIGN.md §2 "Events"): event types and the bodies of their messages.
+"""What the inventory tells the world (docs/reservation-events.md): event types and the bodies of their messages.
 
 Every decision and every stock change is written to the outbox in the transaction that makes it; the relay sends
 it to topic `reservation-events` with `message_id` = `event_id`, so a resend is dropped by duplicate detection and

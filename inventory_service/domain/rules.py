@@ -1,4 +1,4 @@
-"""Validation and the reservation decision (DESIGN.md §2)."""
+"""Validation and the reservation decision (docs/architecture.md)."""
 
 from __future__ import annotations
 

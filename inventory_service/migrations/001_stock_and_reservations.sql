@@ -1,4 +1,4 @@
--- Stock and reservations (DESIGN.md §2). `received` is all stock ever received (seed + restocks), so that
+-- Stock and reservations (docs/architecture.md, the rules). `received` is all stock ever received (seed + restocks), so that
 -- conservation is checkable at any time: received = available + Σ quantity of RESERVED reservations.
 CREATE TABLE products (
     product_id  text PRIMARY KEY CHECK (product_id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'),

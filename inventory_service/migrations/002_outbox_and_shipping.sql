@@ -1,4 +1,4 @@
--- Shipping and the transactional outbox (DESIGN.md §2 "Events", "Shipping").
+-- Shipping and the transactional outbox (docs/reservation-events.md).
 
 -- SHIPPED: the reserved units have left the warehouse. Conservation becomes
 --   received = available + Σ RESERVED quantities + shipped, with shipped = Σ SHIPPED quantities.

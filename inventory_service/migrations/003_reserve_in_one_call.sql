@@ -1,4 +1,4 @@
--- ReserveStock in one call (DESIGN.md §2; docs/benchmarks.md, issue 14): the claim, the lock, the decision, the
+-- ReserveStock in one call (docs/benchmarks.md, issue 14): the claim, the lock, the decision, the
 -- guarded decrement, the record of items + outcome and the outbox events, all in one statement's transaction.
 -- Five client round trips became one; the row locks are held for one call instead of across client round trips.
 -- The rule is inventory_service.domain.rules.decide (all or nothing; the first short product by code point).

@@ -1,6 +1,6 @@
 """The catalogue as the Order Service sees it: its own copy (fed by stock.changed events and a periodic full
 refresh), so listing products and checking product ids never wait on a Gremlin-delayed inventory. The inventory is
-asked directly only while the copy is empty."""
+asked directly only until the copy has taken its first full listing."""
 
 from __future__ import annotations
 
@@ -24,32 +24,46 @@ class CatalogueListing:
 
 class Catalogue:
     def __init__(
-        self, store: CatalogueStore, inventory: Inventory, refresh_timeout_s: float, ids_ttl_s: float = 2.0,
-        min_retry_interval_s: float = 1.0,
+        self, store: CatalogueStore, inventory: Inventory, refresh_timeout_s: float, min_retry_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.inventory = inventory
         self.refresh_timeout_s = refresh_timeout_s
-        self.ids_ttl_s = ids_ttl_s  # the checkout's id check re-reads the copy at most this often
         self.min_retry_interval_s = min_retry_interval_s
         self._ids: frozenset[str] = frozenset()
-        self._ids_read_at = float("-inf")
         self._ask_failed_at = float("-inf")  # when asking the inventory directly last failed
+        self._is_listed = False
 
     async def listing(self, timeout_s: float) -> CatalogueListing:
-        """From the copy; only an empty copy asks the inventory (raising InventoryUnavailable if it can't answer)."""
+        """From the copy once it has taken a full listing. Before that (a fresh database, where stock events may have
+        brought a few products) the inventory is asked; if it can't answer, what the copy has is better than nothing,
+        and only an empty copy raises InventoryUnavailable."""
         products = await self.store.snapshot()
-        if products:
-            as_of = max((p.as_of for p in products if p.as_of is not None), default=None)
-            return CatalogueListing(products, as_of, "copy")
-        products = await self.inventory.list_products(timeout_s)
-        await self.store.apply_listing(products)
-        return CatalogueListing(products, None, "inventory")
+        if products and await self._listed():
+            return CatalogueListing(products, _newest(products), "copy")
+        try:
+            listed = await self.inventory.list_products(timeout_s)
+        except InventoryUnavailable as exc:
+            if not products:
+                raise
+            log.warning("catalogue copy not yet fully listed and the inventory did not answer (%s): answering with "
+                        "the %d products the copy has", exc, len(products))
+            return CatalogueListing(products, _newest(products), "copy")
+        await self.store.apply_listing(listed)
+        self._is_listed = True
+        return CatalogueListing(listed, None, "inventory")
+
+    async def _listed(self) -> bool:
+        # once listed, always listed (the table is never emptied): ask the database until then only
+        if not self._is_listed:
+            self._is_listed = await self.store.listed()
+        return self._is_listed
 
     async def refresh(self) -> int:
         """The safety net for lost or late events: the full listing, merged by version. Returns rows updated."""
         products = await self.inventory.list_products(self.refresh_timeout_s)
         changed = await self.store.apply_listing(products)
+        self._is_listed = True
         log.info("catalogue refresh: %d products listed, %d rows changed", len(products), changed)
         return changed
 
@@ -61,10 +75,11 @@ class Catalogue:
         wanted = set(product_ids)
         if wanted <= self._ids:
             return []
-        if time.monotonic() - self._ids_read_at >= self.ids_ttl_s:
-            self._remember(await self.store.snapshot())
-            if wanted <= self._ids:
-                return []
+        # a miss re-reads the copy (one cheap query) before anything asks the slow inventory: the id may be a
+        # product whose stock event arrived after this process last read the copy
+        self._remember(await self.store.snapshot())
+        if wanted <= self._ids:
+            return []
         # after a failed ask, the next one waits an interval: not every checkout pays part of its budget for it
         # while the inventory is slow
         if time.monotonic() - self._ask_failed_at < self.min_retry_interval_s:
@@ -76,9 +91,13 @@ class Catalogue:
             log.warning("inventory did not answer, not pre-checking product ids %s: %s", sorted(wanted), exc)
             return []
         await self.store.apply_listing(products)
+        self._is_listed = True
         self._remember(products)
         return sorted(wanted - self._ids)
 
     def _remember(self, products: list[ProductView]) -> None:
         self._ids = frozenset(p.product_id for p in products)
-        self._ids_read_at = time.monotonic()
+
+
+def _newest(products: list[ProductView]) -> datetime | None:
+    return max((p.as_of for p in products if p.as_of is not None), default=None)

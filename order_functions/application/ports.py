@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -13,6 +13,9 @@ from uuid import UUID
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
 from order_functions.domain.reservation_events import StockLevel
 from order_functions.domain.validation import CheckoutRequest
+
+# the bus message is shared with the inventory's relay (transport-free: no Azure, no PostgreSQL)
+from valerix_common.bus.messages import OutgoingMessage as OutgoingMessage  # re-exported for the use cases
 
 # --- inventory ---------------------------------------------------------------------------------------------------
 
@@ -211,6 +214,9 @@ class CatalogueStore(Protocol):
     async def snapshot(self) -> list[ProductView]:
         """Every product of the copy (empty when the copy was never filled)."""
 
+    async def listed(self) -> bool:
+        """True once a full listing was applied; before that the copy holds only what stock events brought."""
+
 
 class ConsumedEvents(Protocol):
     """Which reservation events this service has already handled (at-least-once delivery)."""
@@ -222,17 +228,6 @@ class ConsumedEvents(Protocol):
 
 
 # --- message bus -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    # Duplicate detection keys on this id: a repeat within the queue's window is accepted and dropped.
-    message_id: str
-    body: bytes
-    application_properties: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    # None: deliverable at once. A scheduled copy needs a new message_id (scheduled sends are de-duplicated too).
-    scheduled_enqueue_time_utc: datetime | None = None
 
 
 class MessageSender(Protocol):

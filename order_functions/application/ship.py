@@ -1,4 +1,4 @@
-"""Shipping (DESIGN.md §2 "Shipping"): a confirmed order ships once the inventory has turned its reservation into
+"""Shipping (docs/architecture.md): a confirmed order ships once the inventory has turned its reservation into
 SHIPPED; the stock has then left, so the order can no longer be cancelled. Safe to repeat."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The order model and its state machine (DESIGN.md §2). No I/O."""
+"""The order model and its state machine (docs/architecture.md). No I/O."""
 
 from __future__ import annotations
 

@@ -62,7 +62,16 @@ class CatalogueRepository:
             ]
             if rows:
                 await cur.executemany(_APPLY_LISTING, rows)
+            await cur.execute(
+                "INSERT INTO catalogue_listing (only_row) VALUES (true)"
+                " ON CONFLICT (only_row) DO UPDATE SET listed_at = now()"
+            )
         return len(rows)
+
+    async def listed(self) -> bool:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute("SELECT 1 FROM catalogue_listing")
+            return await cur.fetchone() is not None
 
     async def snapshot(self) -> list[ProductView]:
         async with connection(self.pool) as conn:

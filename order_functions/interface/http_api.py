@@ -1,4 +1,4 @@
-"""The public checkout API (DESIGN.md §3). Thin: parse, call the use case or query, shape the response."""
+"""The public checkout API (the README's API). Thin: parse, call the use case or query, shape the response."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://valerix.dev/problems/"
 RETRY_AFTER = {"Retry-After": "2"}
 
-# The HTTP status that reports an order's current state (DESIGN.md §3), for first answers and replays alike.
+# The HTTP status that reports an order's current state (the README's API), for first answers and replays alike.
 STATUS_CODE_FOR: dict[OrderStatus, int] = {
     OrderStatus.CONFIRMED: 201,
     OrderStatus.PENDING: 202,

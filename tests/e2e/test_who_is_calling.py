@@ -358,3 +358,21 @@ async def test_without_token_settings_nothing_gets_in(inventory: InventoryHarnes
         status, body, _ = await api.call("GET", "/health", who="alice", roles=("ops",))
         assert status == 200 and set(body["checks"]["inventory"]) == {"status"}
         assert api.written() == before
+
+
+async def test_only_operations_ship_an_order(api: Api) -> None:
+    """The customer owns the order but shipping is the warehouse's step: `403` for them, nothing moves."""
+    product = await api.orders.inventory.new_product(3)
+    status, placed, _ = await api.call("POST", "/orders", who="alice", json=order(product))
+    assert status == 201 and placed["status"] == "confirmed"
+    oid = placed["order_id"]
+    status, body, resp = await api.call("POST", f"/orders/{oid}/ship", who="alice")
+    assert status == 403 and resp.content_type == PROBLEM, body
+    assert 'error="insufficient_scope"' in resp.headers["WWW-Authenticate"]
+    _, still, _ = await api.call("GET", f"/orders/{oid}", who="alice")
+    assert still["status"] == "confirmed"
+    status, shipped, _ = await api.call("POST", f"/orders/{oid}/ship", who="opsy", roles=("ops",))
+    assert status == 200 and shipped["status"] == "shipped" and shipped["message"]
+    status, _, _ = await api.call("POST", f"/orders/{oid}/cancel", who="alice")
+    assert status == 409  # the stock has left the warehouse
+    assert api.orders.inventory.available(product) == 2

@@ -244,6 +244,7 @@ class FakeInventory:
         self.released: list[UUID] = []
         self.shipped: list[UUID] = []
         self.ship_answer: Exception | None = None
+        self.ship_timeouts: list[float] = []
         self.list_calls = 0
         self.list_attempts = 0
         self.chaos = ChaosSwitches(False, 2.0, 5.0, "", 0.0)
@@ -281,6 +282,7 @@ class FakeInventory:
         return list(self.products)
 
     async def ship(self, order_id: UUID, timeout_s: float) -> bool:
+        self.ship_timeouts.append(timeout_s)
         self._unavailable()
         if self.ship_answer is not None:
             raise self.ship_answer
@@ -310,6 +312,7 @@ class FakeCatalogue:
     def __init__(self, consumed: FakeConsumed) -> None:
         self.rows: dict[str, ProductView] = {}
         self.consumed = consumed  # the same store as the use case's: the real one shares the database
+        self.listings = 0
 
     async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
         if event_id in self.consumed.records:
@@ -331,10 +334,14 @@ class FakeCatalogue:
             if old is not None and old.version > p.version:
                 p = dataclasses.replace(old, name=p.name, price_cents=p.price_cents)
             self.rows[p.product_id] = dataclasses.replace(p, as_of=datetime.now(UTC))
+        self.listings += 1
         return len(products)
 
     async def snapshot(self) -> list[ProductView]:
         return [self.rows[k] for k in sorted(self.rows)]
+
+    async def listed(self) -> bool:
+        return self.listings > 0
 
 
 class FakeConsumed:

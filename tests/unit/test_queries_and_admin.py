@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from order_functions.application.errors import (
 )
 from order_functions.application.ports import ChaosSwitches, InventoryRefused
 from order_functions.domain.models import OrderStatus
+from order_functions.domain.reservation_events import parse_reservation_event
 from tests.unit.conftest import World, build_world
 from tests.unit.fakes import config, request
 
@@ -48,6 +50,24 @@ async def test_an_empty_catalogue_copy_is_filled_once_then_answers_without_the_i
     world.inventory.down = False
     await world.services.checkout(request("c-1", ("P-2", 1)), None)
     assert world.inventory.list_calls == 1  # the checkout's catalogue check used the copy
+
+
+async def test_a_copy_fed_only_by_stock_events_is_not_the_catalogue_until_it_is_listed(world: World) -> None:
+    """A fresh database hears one restock before any full listing: listing must not show one product."""
+    event = json.dumps({"event_id": str(uuid.uuid4()), "type": "stock.changed", "cause": "restock", "products": [
+        {"product_id": "P-2", "name": "p-2", "available": 4, "reserved": 0, "shipped": 0, "version": 9}]}).encode()
+    await world.services.reservation_event(parse_reservation_event(event))
+    world.inventory.down = True  # nothing better to give: what the copy has, rather than an error
+    partial = await world.services.products.list()
+    assert partial.source == "copy" and [p.product_id for p in partial.products] == ["P-2"]
+    world.inventory.down = False
+    full = await world.services.products.list()
+    assert full.source == "inventory" and [p.product_id for p in full.products] == ["P-1", "P-2"]
+    calls = world.inventory.list_calls
+    again = await world.services.products.list()
+    assert again.source == "copy" and [p.product_id for p in again.products] == ["P-1", "P-2"]
+    assert [p.available for p in again.products if p.product_id == "P-2"] == [4]  # the event's newer version kept
+    assert world.inventory.list_calls == calls
 
 
 async def test_health_ok_and_naming_the_failed_dependency(world: World) -> None:

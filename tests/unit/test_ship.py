@@ -11,7 +11,7 @@ from order_functions.application.errors import InvalidTransition, OrderNotFound
 from order_functions.application.ports import InventoryRefused, InventoryUnavailable
 from order_functions.domain.models import OrderStatus, SettledVia
 from tests.unit.conftest import World
-from tests.unit.fakes import request
+from tests.unit.fakes import config, request
 
 
 async def test_a_confirmed_order_ships_and_a_repeat_replays(world: World) -> None:
@@ -59,3 +59,11 @@ async def test_a_shipped_order_cannot_be_cancelled(world: World) -> None:
     with pytest.raises(InvalidTransition) as refused:
         await world.services.cancel_order(order.order_id)
     assert "shipped" in str(refused.value) and world.inventory.released == []
+
+
+async def test_the_operator_waits_longer_for_the_warehouse_than_a_shopper_for_checkout(world: World) -> None:
+    """A 2-5 s inventory (the Gremlin) must not fail every ship: the ship call has its own, longer timeout."""
+    order = world.store.add(uuid.uuid4(), request(), status=OrderStatus.CONFIRMED)
+    await world.services.ship_order(order.order_id)
+    cfg = config()
+    assert world.inventory.ship_timeouts == [cfg.ship_timeout_s] and cfg.ship_timeout_s > 5.0

@@ -1,4 +1,4 @@
--- Orders database (DESIGN.md §2, §3). The order side never reads the inventory's tables.
+-- Orders database (docs/architecture.md). The order side never reads the inventory's tables.
 CREATE TABLE orders (
     order_id            uuid PRIMARY KEY,
     customer_id         text NOT NULL,

@@ -1,4 +1,4 @@
--- The order outbox (DESIGN.md §2 "Events", issue 16): what the Order Service must still tell the bus, written in
+-- The order outbox (docs/order-events.md): what the Order Service must still tell the bus, written in
 -- the same statement as the change that decided it, and sent by the relay (order_outbox.py).
 
 -- order_events becomes the outbox of topic `order-events`: one row per transition, published once.

@@ -1,4 +1,4 @@
-"""The reservation rules of DESIGN.md §2 against a real gRPC server and a real PostgreSQL."""
+"""The reservation rules of docs/architecture.md against a real gRPC server and a real PostgreSQL."""
 
 from __future__ import annotations
 
