@@ -11,6 +11,7 @@ PgBouncer refuses to run as root, so as root it runs as the embedded PostgreSQL'
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pwd
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from devstack.apt import apt_install
+
+log = logging.getLogger(__name__)
 
 APT_TIMEOUT_S = 600
 _CANDIDATES = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
@@ -67,6 +70,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class PgBouncerCrashed(RuntimeError):
+    """It died of a signal before it listened."""
+
+
 @dataclass
 class PgBouncer:
     """PgBouncer on 127.0.0.1 forwarding every database to `server_port`, transaction pooling, trust auth."""
@@ -78,7 +85,20 @@ class PgBouncer:
     port: int = 0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
-    def start(self, timeout_s: float = 20) -> PgBouncer:
+    def start(self, timeout_s: float = 20, attempts: int = 3) -> PgBouncer:
+        """Starts it and waits until it listens. Debian's 1.18 has been seen to die of SIGSEGV at start-up, before
+        writing a log line, about once in a few dozen starts on a loaded machine: such a start is tried again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout_s)
+            except PgBouncerCrashed as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("pgbouncer start %d of %d failed (%s); starting it again", attempt, attempts, exc)
+                self.port = 0
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout_s: float) -> PgBouncer:
         binary = pgbouncer_path()
         if binary is None:
             raise RuntimeError("pgbouncer is not installed: run `python -m devstack.pgbouncer ensure`")
@@ -96,7 +116,8 @@ class PgBouncer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited with {self._proc.returncode}:\n{self.log_tail()}")
+                error = PgBouncerCrashed if self._proc.returncode < 0 else RuntimeError  # killed by a signal
+                raise error(f"pgbouncer exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self

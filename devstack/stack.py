@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from devstack.backup.timer import SnapshotTimer, backup_dir_from_env
+from devstack.functions_host.banner import function_lines
 from devstack.identity import ORDER_SERVICE_CLIENT_ID, LocalIssuer
 from devstack.identity.issuer import DEV_SIGNIN_PATH, SIGNIN_CODE_TTL_S, TOKEN_PATH
 from devstack.identity.settings import INVENTORY_AUDIENCE, ORDERS_AUDIENCE, issuer_port
@@ -150,20 +151,10 @@ class Stack:
             base = self.api_base.replace("127.0.0.1", "localhost")
             signin = f"#signin={self.issuer.one_time_code(DASHBOARD_USER, ('ops',))}" if self.issuer else ""
             lines += [
-                f"        dashboard:     GET  {base}/dashboard{signin}",
-                f"                       (signs you in as {DASHBOARD_USER} with the ops role: one use, within"
+                f"        dashboard:              GET      {base}/dashboard{signin}",
+                f"                                (signs you in as {DASHBOARD_USER} with the ops role: one use, within"
                 f" {SIGNIN_CODE_TTL_S // 60} min; development only)",
-                f"        create_order:  POST {base}/orders",
-                f"        list_orders:   GET  {base}/orders",
-                f"        get_order:     GET  {base}/orders/{{order_id}}",
-                f"        cancel_order:  POST {base}/orders/{{order_id}}/cancel",
-                f"        list_products: GET  {base}/products",
-                f"        health:        GET  {base}/health",
-                f"        latency_stats: GET  {base}/stats/latency   (rolling 30 s; the dashboard's 1 s alert)",
-                f"        admin_chaos:   GET|POST {base}/ops/chaos"
-                f"  (ADMIN_API_ENABLED={self.env.get('ADMIN_API_ENABLED')})",
-                "        verify_order:  serviceBusTrigger (local queue 'verify-order')",
-                "        reconcile_orders: timerTrigger",
+                *(f"        {line}" for line in function_lines(base, self.env, skip=("dashboard", "dashboard_asset"))),
             ]
         lines += [
             "",

@@ -42,6 +42,12 @@ param orderApiAudience string
 @description('Application ID URI of the Inventory API app registration: the audience of the Order Service\'s token.')
 param inventoryApiAudience string = 'api://valerix-inventory'
 
+@description('Client id of the dashboard\'s single-page-application registration (docs/identity.md "The dashboard"). Empty: the page signs nobody in and offers only its token box.')
+param dashboardClientId string = ''
+
+@description('The Order API\'s delegated scope the dashboard asks Entra ID for.')
+param dashboardScope string = '${orderApiAudience}/access_as_user'
+
 @description('Optional action group id for the response-time alert.')
 param alertActionGroupId string = ''
 
@@ -63,6 +69,8 @@ var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var roleAcrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
 // Entra ID v2 tokens of this tenant (docs/identity.md)
 var tokenIssuer = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+// where the dashboard's MSAL.js signs people in (the same tenant)
+var signinAuthority = '${environment().authentication.loginEndpoint}${tenant().tenantId}'
 var registryServer = empty(acrName) ? '' : '${acrName}${environment().suffixes.acrLoginServer}'
 
 // ---------------------------------------------------------------- identities
@@ -278,6 +286,9 @@ module functionApp 'modules/functionapp.bicep' = {
     authIssuer: tokenIssuer
     authAudience: orderApiAudience
     inventoryAuthAudience: inventoryApiAudience
+    dashboardSigninClientId: dashboardClientId
+    dashboardSigninAuthority: signinAuthority
+    dashboardSigninScope: dashboardScope
     tags: tags
   }
   dependsOn: [

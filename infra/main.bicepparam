@@ -15,6 +15,7 @@ param postgresAdminPrincipalType = readEnvironmentVariable('VALERIX_PG_ADMIN_TYP
 param postgresSkuName = 'Standard_D2ds_v5'
 param orderApiAudience = readEnvironmentVariable('VALERIX_ORDER_API_AUDIENCE')
 param inventoryApiAudience = readEnvironmentVariable('VALERIX_INVENTORY_API_AUDIENCE', 'api://valerix-inventory')
+param dashboardClientId = readEnvironmentVariable('VALERIX_DASHBOARD_CLIENT_ID', '')
 param alertActionGroupId = readEnvironmentVariable('VALERIX_ALERT_ACTION_GROUP_ID', '')
 param gremlinMode = false
 param schrodingerCrashRate = '0'

@@ -16,13 +16,13 @@ class InventoryConfig:
     admin_token: str
     pool_size: int
     grace_seconds: int
+    caller_auth: CallerAuthSettings  # who may reserve/release/ship (always required); see middleware/auth.py
     # where the outbox relay publishes reservation events (no bus: events wait in the outbox)
     bus: BusSettings = field(default_factory=BusSettings)
     events_topic: str = "reservation-events"
     outbox_batch_size: int = 100
     outbox_poll_interval_s: float = 1.0
     outbox_coalesce_s: float = 0.01  # the least time between two claims under load (relay.py)
-    caller_auth: CallerAuthSettings | None = None  # who may reserve/release/ship; see middleware/auth.py
     # past this, a start-up that is neither serving nor failed exits to be restarted (startup_watchdog.py);
     # above the pool's own 30 s connect wait, so a slow but live database still gets its chance
     startup_timeout_s: float = 40.0
@@ -50,6 +50,6 @@ class InventoryConfig:
             outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 100, minimum=1, maximum=1000),
             outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
             outbox_coalesce_s=env_float("OUTBOX_COALESCE_S", 0.01, minimum=0, maximum=1),
-            caller_auth=CallerAuthSettings.from_env(host),
+            caller_auth=CallerAuthSettings.from_env(),
             startup_timeout_s=env_float("INVENTORY_STARTUP_TIMEOUT_SECONDS", 40.0, minimum=1, maximum=600),
         )

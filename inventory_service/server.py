@@ -66,7 +66,7 @@ async def start_inventory(config: InventoryConfig, chaos: Chaos | None = None) -
     await counter.start()
     chaos.share_counter(counter)  # `every:N` holds across replicas on this database
     server = grpc.aio.server(
-        interceptors=[*caller_auth_interceptors(config.caller_auth, config.host), GremlinInterceptor(chaos)],
+        interceptors=[*caller_auth_interceptors(config.caller_auth), GremlinInterceptor(chaos)],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 1 << 20)],
     )
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(

@@ -2,7 +2,9 @@
 
 Only the application identities it is told about get tokens from `/oauth2/v2.0/token` (locally, the Order
 Service calling the inventory); customer tokens come from `python -m devstack token`, which signs with the same
-keys. It serves loopback only: anybody who can reach it can obtain the Order Service's token.
+keys. It serves loopback unless told otherwise: anybody who can reach it can obtain the Order Service's token.
+Only `python -m devstack.identity serve --bind ...` (docker-compose's `issuer` service) binds beyond loopback,
+and then only over TLS (`tls.py`), under the public URL it is given (`https://issuer:7072` on the compose network).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import threading
 import time
 import urllib.parse
@@ -40,16 +43,23 @@ class LocalIssuer:
     def __init__(
         self, keys: KeyStore | None = None, *, host: str = "127.0.0.1", port: int = 0,
         clients: frozenset[str] = frozenset({ORDER_SERVICE_CLIENT_ID}),
+        public_url: str = "", tls: ssl.SSLContext | None = None,
     ) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the local issuer serves loopback only, not {host}")
+        if not ipaddress.ip_address(host).is_loopback and tls is None:
+            raise ValueError(f"the local issuer serves loopback only, not {host}, unless it is given TLS")
+        if public_url and not public_url.startswith("https://" if tls else "http://"):
+            raise ValueError(f"public URL {public_url} does not match the transport ({'https' if tls else 'http'})")
         self.keys = keys or KeyStore()
+        self._public_url = public_url.rstrip("/")
         self.clients = clients
         self.requests: Counter[str] = Counter()  # path -> count, so tests can see keys were fetched over HTTP
         self._codes: dict[str, tuple[str, tuple[str, ...], float]] = {}  # code -> (subject, roles, expires at)
         self._codes_lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
+        if tls is not None:
+            # the handshake happens in the request thread, so a stalled client cannot block accept()
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._thread: threading.Thread | None = None
         self.keys.keys()  # create the first key now, not inside a request
 
@@ -60,7 +70,7 @@ class LocalIssuer:
     @property
     def url(self) -> str:
         """The issuer identifier (`iss`); the OpenID configuration lives under it."""
-        return f"http://127.0.0.1:{self.port}"
+        return self._public_url or f"http://127.0.0.1:{self.port}"
 
     @property
     def minter(self) -> TokenMinter:
@@ -131,6 +141,8 @@ class LocalIssuer:
 
 def _handler_for(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10  # seconds a connection may stall (handshake included) before its thread gives up
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             issuer.requests[path] += 1

@@ -24,6 +24,10 @@ param inventoryTimeoutSeconds string = '2'
 param authIssuer string
 param authAudience string
 param inventoryAuthAudience string
+@description('The dashboard\'s Entra sign-in (MSAL.js, authorization code + PKCE): its SPA client id, the authority and the API scope. Not secrets.')
+param dashboardSigninClientId string = ''
+param dashboardSigninAuthority string = ''
+param dashboardSigninScope string = ''
 param reconcileStaleAfterSeconds string = '30'
 param reconcileGiveUpAfterSeconds string = '600'
 @description('Six-field NCRONTAB. Every 5 minutes lets Flex Consumption scale to zero between runs; the reconciler is the fallback behind VerifyOrder and the events, not the main path.')
@@ -76,6 +80,10 @@ var appSettings = {
   AUTH_ISSUER: authIssuer
   AUTH_AUDIENCE: authAudience
   INVENTORY_AUTH_AUDIENCE: inventoryAuthAudience
+  // the dashboard's sign-in (order_functions/interface/dashboard_signin.py); all empty: the token box only
+  DASHBOARD_SIGNIN_CLIENT_ID: dashboardSigninClientId
+  DASHBOARD_SIGNIN_AUTHORITY: dashboardSigninAuthority
+  DASHBOARD_SIGNIN_SCOPE: dashboardSigninScope
   RECONCILE_STALE_AFTER_SECONDS: reconcileStaleAfterSeconds
   RECONCILE_GIVE_UP_AFTER_SECONDS: reconcileGiveUpAfterSeconds
   // read when the app is indexed (order_functions/interface/bus_functions.py)

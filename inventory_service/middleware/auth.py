@@ -4,18 +4,18 @@ The token is the Order Service's own (its managed identity in Azure, the devstac
 audience `INVENTORY_AUTH_AUDIENCE`, validated by the same code as the Order Service's API tokens. A valid token
 of anybody else is `PERMISSION_DENIED`; no token or a bad one is `UNAUTHENTICATED`.
 
-Every InventoryService method needs it except the open list below (the catalogue, and the admin RPCs, which
-keep their admin token): a method added later is protected without anyone remembering to. Health and
-reflection are other services and stay open for probes.
+Every InventoryService method needs it except the open list below (the read-only catalogue, and the admin
+RPCs, which need the admin token instead): a method added later is protected without anyone remembering to.
+gRPC health checking and reflection are other services and stay open: read-only, for probes and tools.
 
 Settings: `INVENTORY_AUTH_ISSUER` (default `AUTH_ISSUER`), `INVENTORY_AUTH_AUDIENCE`, `INVENTORY_AUTH_JWKS_URL`
 (optional), `INVENTORY_ALLOWED_CALLERS` (comma-separated ids matched against `azp`, `appid`, `oid`, `sub`: the
-managed identity's client id or object id). A server bound beyond loopback refuses to start without them.
+managed identity's client id or object id). The server refuses to start without them, wherever it binds: locally
+the devstack issuer plays Entra ID, so there is one mechanism and no exemption.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 SERVICE_PREFIX = "/valerix.inventory.v1.InventoryService/"
 OPEN_METHODS = frozenset({"ListProducts", "Restock", "GetChaos", "SetChaos"})
 CALLER_CLAIMS = ("azp", "appid", "oid", "sub")
-_ENV_NAMES = ("INVENTORY_AUTH_ISSUER", "INVENTORY_AUTH_AUDIENCE", "INVENTORY_ALLOWED_CALLERS")
 
 
 @dataclass(frozen=True)
@@ -44,26 +43,12 @@ class CallerAuthSettings:
             raise SettingError("INVENTORY_ALLOWED_CALLERS must name the Order Service's identity")
 
     @classmethod
-    def from_env(cls, bind_host: str) -> CallerAuthSettings | None:
-        """None only for a loopback-only server with nothing configured (see `needs_caller_auth`)."""
-        if not any(env_str(name) for name in _ENV_NAMES) and not needs_caller_auth(bind_host):
-            return None
+    def from_env(cls) -> CallerAuthSettings:
+        """`SettingError` when anything is missing: there is no unauthenticated inventory."""
         return cls(
             jwt=JwtSettings.from_env("INVENTORY_AUTH_", issuer_fallback="AUTH_ISSUER"),
             allowed_callers=frozenset(c.strip() for c in env_str("INVENTORY_ALLOWED_CALLERS").split(",") if c.strip()),
         )
-
-
-def needs_caller_auth(bind_host: str) -> bool:
-    """Anything reachable from another host must authenticate its callers. A container bound to loopback
-    cannot be reached through its ingress, so the only unauthenticated server is one nobody else can call."""
-    host = bind_host.strip("[]")
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name or wildcard we cannot prove is loopback
 
 
 def caller_of(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -120,11 +105,6 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def caller_auth_interceptors(settings: CallerAuthSettings | None, bind_host: str) -> list[grpc.aio.ServerInterceptor]:
+def caller_auth_interceptors(settings: CallerAuthSettings) -> list[grpc.aio.ServerInterceptor]:
     """Outermost interceptors for the server: refused calls are not delayed by the Gremlin nor shielded."""
-    if settings is None:
-        if needs_caller_auth(bind_host):
-            raise SettingError(f"refusing to serve on {bind_host} without caller authentication (INVENTORY_AUTH_*)")
-        log.warning("caller authentication is NOT configured: serving loopback only (set INVENTORY_AUTH_*)")
-        return []
     return [CallerAuthInterceptor.from_settings(settings)]

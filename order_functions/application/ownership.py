@@ -44,6 +44,9 @@ class RateLimiter(Protocol):
     async def refund(self, key: str) -> None:
         """Gives back a slot `acquire` took (the checkout was a replay, or wrote nothing)."""
 
+    async def purge_idle(self, limit: int) -> int:
+        """Forgets up to `limit` customers whose budget is full again (the reconciler's housekeeping)."""
+
 
 class KeyLookup(Protocol):
     async def key_order(self, customer_id: str, key: str) -> UUID | None:

@@ -1,17 +1,25 @@
 """The reconciler (a timer): gives up on orders pending too long, finishes requested cancellations, re-arms the
 verify intent of stale pending orders, runs the outbox relay once (the backstop for what a recycled instance left
-unsent), purges expired idempotency keys and refreshes the gauges."""
+unsent), purges expired idempotency keys and idle rate-limit rows, and refreshes the gauges."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from order_functions.application.cancel import ReleaseStock
 from order_functions.application.ports import InventoryUnavailable, Metrics, OrderStore, Outbox
 from order_functions.domain.models import SettledVia
 
 log = logging.getLogger(__name__)
+
+RATE_PURGE_BATCH = 1000  # rows a run deletes at most: one cheap statement per tick, never a long lock
+
+
+class IdleRatePurge(Protocol):
+    async def purge_idle(self, limit: int) -> int:
+        """Forgets up to `limit` customers whose checkout budget is full again."""
 
 
 @dataclass
@@ -20,6 +28,7 @@ class ReconcileReport:
     gave_up: int = 0
     cancelled: int = 0
     keys_purged: int = 0
+    rate_rows_purged: int = 0
     relayed: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -35,7 +44,9 @@ class Reconcile:
         stale_after_s: float,
         give_up_after_s: float,
         relay_timeout_s: float = 4.0,  # within the 5 s tick: runs of one timer never overlap
+        rate_limiter: IdleRatePurge | None = None,
     ) -> None:
+        self.rate_limiter = rate_limiter
         self.orders = orders
         self.release = release
         self.outbox = outbox
@@ -60,6 +71,7 @@ class Reconcile:
         if report.reenqueued:
             await self._relay(report)  # the intents it just re-armed
         report.keys_purged = await self.orders.purge_expired_keys(1000)
+        await self._purge_rate_rows(report)
         if report.reenqueued or report.gave_up or report.cancelled:
             log.info("reconciler: %s", report)
         await self.metrics.refresh_gauges()
@@ -73,6 +85,15 @@ class Reconcile:
             log.warning("reconciler: outbox relay failed, next run retries: %r", exc)
             return
         report.relayed += relayed.events + relayed.verifies
+
+    async def _purge_rate_rows(self, report: ReconcileReport) -> None:
+        if self.rate_limiter is None:
+            return
+        try:
+            report.rate_rows_purged = await self.rate_limiter.purge_idle(RATE_PURGE_BATCH)
+        except Exception as exc:  # housekeeping: the rows stay harmless until the next run deletes them
+            report.errors.append(f"rate-limit purge: {exc!r}"[:300])
+            log.warning("reconciler: purging idle rate-limit rows failed, next run retries: %r", exc)
 
     async def _finish_cancellations(self, report: ReconcileReport, batch: int) -> None:
         for order in await self.orders.cancel_requested(batch):

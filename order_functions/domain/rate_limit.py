@@ -82,5 +82,13 @@ class InMemoryRateLimiter:
         while len(self._tat) > self.max_keys:  # all busy: drop the oldest entries (insertion order)
             del self._tat[next(iter(self._tat))]
 
+    def forget_idle(self, limit: int) -> int:
+        """Forgets up to `limit` customers whose bucket is full again (as if never seen); how many."""
+        now = self.clock()
+        idle = [key for key, tat in self._tat.items() if tat <= now][:limit]
+        for key in idle:
+            del self._tat[key]
+        return len(idle)
+
     def __len__(self) -> int:
         return len(self._tat)

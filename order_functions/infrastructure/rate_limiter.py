@@ -3,6 +3,10 @@
 GCRA in one conditional statement: the customer's theoretical arrival time moves one interval on, unless that
 would put it more than `burst` intervals ahead of now; no row back means "limited". The arithmetic is the
 domain's (`order_functions/domain/rate_limit.py`), done by the database clock so instances need not agree on time.
+
+A row whose TAT has passed says nothing a missing row would not (`GREATEST(tat, now())` is `now()` either way),
+so the reconciler's timer deletes such rows in bounded batches (`purge_idle`): the table holds the customers
+who ordered in the last `burst` intervals, not everybody who ever ordered.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ _ACQUIRE = (
     " RETURNING tat"
 )
 _AHEAD = "SELECT EXTRACT(EPOCH FROM (tat - now()))::float8 AS ahead FROM checkout_rate WHERE customer_id = %(c)s"
+# rows locked by a checkout in flight are skipped (that checkout moves their TAT on); the outer `tat < now()`
+# is re-checked on the row as it is when deleted
+_PURGE = (
+    "DELETE FROM checkout_rate WHERE customer_id IN (SELECT customer_id FROM checkout_rate WHERE tat < now()"
+    " LIMIT %(n)s FOR UPDATE SKIP LOCKED) AND tat < now()"
+)
 _REFUND = (
     "UPDATE checkout_rate SET tat = GREATEST(now(), tat - make_interval(secs => %(i)s)) WHERE customer_id = %(c)s"
 )
@@ -48,6 +58,12 @@ class PostgresRateLimiter:
         async with connection(self.pool) as conn:
             await conn.execute(_REFUND, {"c": key, "i": self.policy.interval_s})
 
+    async def purge_idle(self, limit: int) -> int:
+        """Deletes up to `limit` rows whose TAT has passed; how many it deleted."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(_PURGE, {"n": limit})
+            return cur.rowcount
+
 
 class ProcessRateLimiter:
     """The same port over one process's memory (unit tests on fakes; a single local host)."""
@@ -60,3 +76,6 @@ class ProcessRateLimiter:
 
     async def refund(self, key: str) -> None:
         self.limiter.refund(key)
+
+    async def purge_idle(self, limit: int) -> int:
+        return self.limiter.forget_idle(limit)

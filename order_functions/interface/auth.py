@@ -1,8 +1,11 @@
 """Who is calling, decided once per HTTP request before any handler runs.
 
-`SecuredFunctionApp` wraps every HTTP function of the app when the host reads the app's functions, so a route
-added anywhere (any blueprint, any helper) needs a valid bearer token unless its route is in `ANONYMOUS_ROUTES`.
-Handlers read the caller with `caller()`; the use cases decide ownership and roles from that `Principal`.
+Every HTTP function outside `ANONYMOUS_ROUTES` carries `@bearer_auth` directly under its `@bp.route(...)`: the
+guard is the user function the azure-functions decorators receive, so the framework indexes and invokes it like
+any other function (`functools.wraps` keeps the name and the signature the worker binds `req` by). Forgetting it
+cannot open a route: `SecuredFunctionApp.get_functions()`, which the host calls to index the app, refuses an app
+with an unguarded HTTP function outside `ANONYMOUS_ROUTES`. Handlers read the caller with `caller()`; the use
+cases decide ownership and roles from that `Principal`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import azure.functions as func
 
 from order_functions.application.identity import AuthenticationFailed, Authenticator, Forbidden, Principal
+from order_functions.bootstrap import get_authenticator
 from order_functions.interface.arrival import stamped_on_arrival
 from order_functions.interface.http_support import request_path
 
@@ -24,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # The only routes a caller without a token reaches: the probe, the contract and the dashboard's own files.
 ANONYMOUS_ROUTES = frozenset({"health", "openapi.json", "dashboard", "dashboard/{*path}"})
-# Set on a wrapped function so an app built twice from the same blueprints does not wrap it twice.
+# Marks a guarded function, so the app can check at indexing that no HTTP route was left without one.
 _GUARDED = "__valerix_guarded__"
 
 _caller: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("valerix_caller", default=None)
@@ -80,6 +84,15 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
     return stamped
 
 
+def bearer_auth(handler: Handler) -> Handler:
+    """`@bearer_auth` under `@bp.route(...)`: the route needs a valid bearer token (the process's validator)."""
+    return authenticated(handler, get_authenticator)
+
+
+def is_guarded(handler: Callable[..., Any]) -> bool:
+    return bool(getattr(handler, _GUARDED, False))
+
+
 def _http_route(function: Any) -> str | None:
     trigger = function.get_trigger()
     if trigger is None or not function.is_http_function():
@@ -87,26 +100,24 @@ def _http_route(function: Any) -> str | None:
     return str(getattr(trigger, "route", "") or function.get_function_name()).strip("/")
 
 
-def guard_functions(functions: list[Any], authenticator: AuthenticatorSource) -> list[Any]:
-    """Every HTTP function outside `ANONYMOUS_ROUTES` behind `authenticated` (in place; idempotent)."""
-    for function in functions:
-        route = _http_route(function)
-        if route is None or route in ANONYMOUS_ROUTES:
-            continue
-        user_function = function.get_user_function()
-        if not getattr(user_function, _GUARDED, False):
-            # azure-functions keeps the user function in `_func` and has no public setter; the worker reads it
-            # through get_user_function() after get_functions(), so the guarded one is what the host invokes
-            function._func = authenticated(user_function, authenticator)
+class UnguardedRoute(RuntimeError):
+    """An HTTP function outside `ANONYMOUS_ROUTES` without `@bearer_auth`: the app must not be indexed."""
+
+
+def check_guarded(functions: list[Any]) -> list[Any]:
+    """The functions unchanged, or `UnguardedRoute` naming every HTTP route that would be open by mistake."""
+    open_routes = [
+        f"{function.get_function_name()} ({route})" for function in functions
+        if (route := _http_route(function)) is not None and route not in ANONYMOUS_ROUTES
+        and not is_guarded(function.get_user_function())
+    ]
+    if open_routes:
+        raise UnguardedRoute(f"HTTP functions without @bearer_auth: {', '.join(open_routes)}")
     return functions
 
 
 class SecuredFunctionApp(func.FunctionApp):
-    """A FunctionApp whose HTTP functions authenticate by default (see the module docstring)."""
-
-    def __init__(self, *args: Any, authenticator: AuthenticatorSource, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._authenticator = authenticator
+    """A FunctionApp that refuses to be indexed with an HTTP function left open (see the module docstring)."""
 
     def get_functions(self) -> list[Any]:
-        return guard_functions(super().get_functions(), self._authenticator)
+        return check_guarded(super().get_functions())

@@ -30,7 +30,8 @@ from order_functions.application.ports import ChaosSwitches
 from order_functions.bootstrap import get_services
 from order_functions.domain.strict_json import JsonLimits, loads_object
 from order_functions.domain.validation import Fault, ValidationFailed
-from order_functions.interface.auth import caller
+from order_functions.interface.auth import bearer_auth, caller
+from order_functions.interface.dashboard_signin import EntraSignin, entra_signin_from_env
 from order_functions.interface.http_support import handle_errors, json_response, request_path, request_query
 from order_functions.interface.problems import Problem, problem_response
 from valerix_common.env import env_str
@@ -62,6 +63,7 @@ PAGE_CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
 )
 SIGNIN_PLACEHOLDER = "__DEV_SIGNIN_URL__"
+ENTRA_PLACEHOLDERS = ("__SIGNIN_CLIENT_ID__", "__SIGNIN_AUTHORITY__", "__SIGNIN_SCOPE__")
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
@@ -130,11 +132,21 @@ def dev_signin_url() -> str:
     return ""
 
 
-def page_csp(signin_url: str) -> str:
+def page_csp(signin_url: str, entra: EntraSignin | None = None) -> str:
+    """The page may connect to its own origin, plus the one sign-in service it uses (if any)."""
+    if entra is not None:
+        return PAGE_CSP.replace("connect-src 'self'", f"connect-src 'self' {entra.origin}")
     if not signin_url:
         return PAGE_CSP
     parts = urlsplit(signin_url)
     return PAGE_CSP.replace("connect-src 'self'", f"connect-src 'self' {parts.scheme}://{parts.netloc}")
+
+
+def signin_placeholders(signin_url: str, entra: EntraSignin | None) -> dict[str, str]:
+    """What the page's sign-in `<meta>` tags carry: Entra (MSAL.js) when configured, else the development one."""
+    values = (entra.client_id, entra.authority, entra.scope) if entra else ("", "", "")
+    return {SIGNIN_PLACEHOLDER: html.escape("" if entra else signin_url),
+            **{name: html.escape(value) for name, value in zip(ENTRA_PLACEHOLDERS, values, strict=True)}}
 
 
 def _not_modified(req: func.HttpRequest, etag: str) -> bool:
@@ -173,9 +185,9 @@ async def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     index = static_file("index.html")
     if index is None:
         return _not_found()
-    signin = dev_signin_url()
-    asset = load_asset(index, version=asset_version(), extra={SIGNIN_PLACEHOLDER: html.escape(signin)})
-    return asset_response(req, asset, REVALIDATE, {"Content-Security-Policy": page_csp(signin)})
+    signin, entra = dev_signin_url(), entra_signin_from_env()
+    asset = load_asset(index, version=asset_version(), extra=signin_placeholders(signin, entra))
+    return asset_response(req, asset, REVALIDATE, {"Content-Security-Policy": page_csp(signin, entra)})
 
 
 @bp.route(route="dashboard/{*path}", methods=["GET", "HEAD"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -254,6 +266,7 @@ def parse_chaos_update(raw: bytes, current: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.route(route="ops/chaos", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors
 async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
     """GET: the inventory's chaos settings. POST: change them (partial JSON object). 404 unless enabled.
@@ -279,6 +292,7 @@ async def admin_chaos(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="stats/bus", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors
 async def bus_stats(req: func.HttpRequest) -> func.HttpResponse:
     require_role(caller(), OPS_ROLE)

@@ -19,7 +19,7 @@ from order_functions.domain.models import Order, OrderStatus
 from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import parse_checkout, parse_idempotency_key, parse_order_id
 from order_functions.interface.arrival import arrived_at
-from order_functions.interface.auth import caller
+from order_functions.interface.auth import bearer_auth, caller
 from order_functions.interface.http_support import LATENCY, api, handle_errors, json_response
 from order_functions.interface.openapi import openapi_document
 from order_functions.interface.order_listing import encode_cursor, parse_order_listing
@@ -52,6 +52,7 @@ def order_response(order: Order, *, replayed: bool = False, status: int | None =
 
 
 @bp.route(route="orders", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def create_order(req: func.HttpRequest) -> func.HttpResponse:
     # one deadline for the whole answer, from the moment the request arrived (before its token was checked)
@@ -84,6 +85,7 @@ def _log_start_failure(task: asyncio.Future[OrderServices]) -> None:
 
 
 @bp.route(route="orders/{order_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def get_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
@@ -92,6 +94,7 @@ async def get_order(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders/{order_id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
     order_id = parse_order_id(req.route_params.get("order_id", ""))
@@ -106,6 +109,7 @@ async def cancel_order(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
     query = parse_order_listing(req.params)
@@ -117,6 +121,7 @@ async def list_orders(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="products", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def list_products(req: func.HttpRequest) -> func.HttpResponse:
     listing = await (await get_services()).products.list()
@@ -133,6 +138,7 @@ async def list_products(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="orders/{order_id}/ship", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def ship_order(req: func.HttpRequest) -> func.HttpResponse:
     """Operations: the order has left the warehouse (the `ops` role only)."""
@@ -173,6 +179,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="stats/latency", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @handle_errors  # not @api: polling the statistics must not count as the traffic they measure
 async def latency_stats(req: func.HttpRequest) -> func.HttpResponse:
     require_role(caller(), OPS_ROLE)

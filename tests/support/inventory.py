@@ -38,9 +38,10 @@ ADMIN_TOKEN = "test-admin-token"
 
 
 def inventory_config(url: str, caller_auth: CallerAuthSettings | None = None) -> InventoryConfig:
+    """Caller check on, as everywhere: the test issuer's Order Service identity unless told otherwise."""
     return InventoryConfig(
         database_url=url, grpc_port=0, health_port=0, host="127.0.0.1", admin_token=ADMIN_TOKEN,
-        pool_size=20, grace_seconds=5, caller_auth=caller_auth,
+        pool_size=20, grace_seconds=5, caller_auth=caller_auth or order_service_caller_auth(),
     )
 
 
@@ -115,7 +116,7 @@ async def running_inventory(
 
     `bus_url`: the local bus its outbox relay publishes reservation events to (none: they wait in the outbox)."""
     chaos = Chaos(ChaosSettings())
-    config = inventory_config(inventory_db_url, caller_auth or order_service_caller_auth())
+    config = inventory_config(inventory_db_url, caller_auth)
     if bus_url:
         config = dataclasses.replace(config, bus=BusSettings(local_bus_url=bus_url), outbox_poll_interval_s=0.2)
     running = await start_inventory(config, chaos)
@@ -136,9 +137,13 @@ def reserve_request(items: list[pb.LineItem], order_id: str | None = None) -> pb
 
 
 def inventory_process_env(inventory_db_url: str) -> dict[str, str]:
-    """Environment for `python -m inventory_service` on fresh loopback ports."""
+    """Environment for `python -m inventory_service` on fresh loopback ports, admitting the test issuer's Order
+    Service identity (`order_service_channel` / `order_service_interceptor` call as it)."""
     return {
         **os.environ,
+        "INVENTORY_AUTH_ISSUER": issuer().url,
+        "INVENTORY_AUTH_AUDIENCE": INVENTORY_AUDIENCE,
+        "INVENTORY_ALLOWED_CALLERS": ORDER_SERVICE_CLIENT_ID,
         "INVENTORY_DATABASE_URL": inventory_db_url,
         "INVENTORY_GRPC_PORT": str(free_port()),
         "INVENTORY_HEALTH_PORT": str(free_port()),

@@ -44,6 +44,9 @@ class SlowLimiter:
     async def refund(self, key: str) -> None:
         self.refunds += 1
 
+    async def purge_idle(self, limit: int) -> int:
+        return 0
+
 
 async def test_time_spent_before_the_checkout_is_taken_from_the_inventory_call(world: World) -> None:
     await world.services.products.list()  # warm catalogue

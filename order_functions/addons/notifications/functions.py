@@ -12,7 +12,7 @@ from opentelemetry import propagate, trace
 from order_functions.addons.notifications.access import listed_customer, order_reader
 from order_functions.addons.notifications.service import get_store
 from order_functions.contracts.order_events import ORDER_EVENTS_TOPIC, MalformedEvent, parse_event
-from order_functions.interface.auth import caller
+from order_functions.interface.auth import bearer_auth, caller
 from order_functions.interface.http_support import api, json_response
 from order_functions.interface.problems import Problem
 
@@ -52,6 +52,7 @@ async def notify_customer(msg: func.ServiceBusMessage) -> None:
 
 
 @bp.route(route="orders/{order_id}/notifications", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def order_notifications(req: func.HttpRequest) -> func.HttpResponse:
     raw = req.route_params.get("order_id", "")
@@ -66,6 +67,7 @@ async def order_notifications(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="notifications", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bearer_auth
 @api
 async def customer_notifications(req: func.HttpRequest) -> func.HttpResponse:
     requested = (req.params.get("customer_id") or "").strip()

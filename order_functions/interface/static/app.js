@@ -10,10 +10,22 @@
 
   // ---------------------------------------------------------------- sign-in
   // The API needs a bearer token. It lives in sessionStorage (this tab only, gone when it closes), never in a URL.
+  // In Azure (the page's signin-* settings present): Entra ID through the vendored MSAL.js, authorization code
+  // flow with PKCE by redirect; MSAL keeps its own cache in sessionStorage and renews the token silently.
   // Locally the URL `make up` prints carries a one-time code in its fragment (never sent to a server): it is
   // exchanged once at the devstack issuer for a short-lived token and removed from the address bar.
+  // With neither, a token can be pasted.
   const TOKEN_KEY = "valerix.token";
-  const DEV_SIGNIN = (document.querySelector('meta[name="valerix-dev-signin"]') || {}).content || "";
+  const meta = (name) => {
+    const value = (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
+    return value.startsWith("__") ? "" : value;  // a placeholder the server did not fill
+  };
+  const DEV_SIGNIN = meta("valerix-dev-signin");
+  const ENTRA = {
+    clientId: meta("valerix-signin-client-id"), authority: meta("valerix-signin-authority"),
+    scope: meta("valerix-signin-scope"),
+  };
+  const ENTRA_MODE = Boolean(ENTRA.clientId && ENTRA.authority && ENTRA.scope);
   let token = sessionStorage.getItem(TOKEN_KEY) || "";
   function claims(jwt) {
     try {
@@ -26,16 +38,73 @@
     if (!c || !c.sub || (c.exp && c.exp * 1000 < Date.now())) { token = ""; sessionStorage.removeItem(TOKEN_KEY); }
     else { token = value; sessionStorage.setItem(TOKEN_KEY, value); }
     const who = token ? claims(token) : null;
-    $("who").textContent = who ? `signed in as ${who.sub}${(who.roles || []).length ? ` (${who.roles.join(", ")})` : ""}`
+    const name = who ? (who.preferred_username || who.name || who.sub) : "";
+    $("who").textContent = who ? `signed in as ${name}${(who.roles || []).length ? ` (${who.roles.join(", ")})` : ""}`
       : "not signed in";
     $("co-customer").value = who ? who.sub : "";
-    $("signin-form").hidden = Boolean(token);
+    $("signin-form").hidden = Boolean(token) || ENTRA_MODE;
+    $("entra-signin").hidden = Boolean(token) || !ENTRA_MODE;
   }
+
+  // Entra ID: MSAL.js is loaded only in this mode, from this app (static/vendor/, no CDN).
+  let msalApp = null;
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = () => reject(new Error(`cannot load ${src}`));
+      document.head.append(script);
+    });
+  }
+  async function entraApp() {
+    if (msalApp) return msalApp;
+    await loadScript(`dashboard/vendor/msal-browser.min.js?v=${encodeURIComponent(meta("valerix-asset-version"))}`);
+    const app = new window.msal.PublicClientApplication({
+      auth: { clientId: ENTRA.clientId, authority: ENTRA.authority, redirectUri: location.origin + location.pathname },
+      cache: { cacheLocation: "sessionStorage" },
+    });
+    await app.initialize();
+    msalApp = app;
+    return app;
+  }
+  async function entraSilentToken(app) {  // from MSAL's cache, or renewed with its refresh token; "" if it needs a sign-in
+    const account = app.getActiveAccount() || app.getAllAccounts()[0];
+    if (!account) return "";
+    try { return (await app.acquireTokenSilent({ scopes: [ENTRA.scope], account })).accessToken; }
+    catch (err) { console.warn("entra: a sign-in is needed", err); return ""; }
+  }
+  function entraFailed(err) {
+    console.warn("entra sign-in", err);
+    $("entra-signin-note").textContent = `Sign-in failed: ${(err && err.message) || err}`;
+  }
+  async function entraSignIn() {
+    const app = await entraApp();
+    const result = await app.handleRedirectPromise();  // back from the authorize endpoint: MSAL redeems the code
+    if (result && result.account) app.setActiveAccount(result.account);
+    const fresh = (result && result.accessToken) || (token ? "" : await entraSilentToken(app));
+    if (fresh) useToken(fresh);
+  }
+  let renewing = null;
+  function renewEntraToken() {  // after a 401: one silent renewal at a time
+    if (!ENTRA_MODE || renewing) return;
+    renewing = entraApp().then(entraSilentToken).then((fresh) => { if (fresh) useToken(fresh); })
+      .catch(entraFailed).finally(() => { renewing = null; });
+  }
+  $("entra-signin-button").addEventListener("click", async () => {
+    try { await (await entraApp()).loginRedirect({ scopes: [ENTRA.scope] }); } catch (err) { entraFailed(err); }
+  });
+
   async function signIn() {
+    if (ENTRA_MODE) {
+      useToken(token);
+      try { await entraSignIn(); } catch (err) { entraFailed(err); }
+      return;
+    }
     const code = new URLSearchParams(location.hash.slice(1)).get("signin");
     if (code) {
       history.replaceState(null, "", location.pathname + location.search);  // a code is good once anyway
-      if (DEV_SIGNIN && !DEV_SIGNIN.startsWith("__")) {
+      if (DEV_SIGNIN) {
         try {
           const r = await fetch(DEV_SIGNIN, { method: "POST", body: new URLSearchParams({ code }), cache: "no-store" });
           const b = await r.json();
@@ -58,7 +127,7 @@
     const resp = await fetch(API + path, {
       cache: "no-store", ...options, headers, signal: AbortSignal.timeout(options.timeoutMs || 10000),
     });
-    if (resp.status === 401 && token) useToken("");  // expired or revoked: ask for a new one
+    if (resp.status === 401 && token) { useToken(""); renewEntraToken(); }  // expired or revoked: get a new one
     const text = await resp.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch { body = text; }

@@ -22,6 +22,7 @@ from tests.support.inventory import (
     InventoryHarness,
     inventory_config,
     item,
+    order_service_channel,
     reserve_request,
     spawn_inventory,
     wait_serving,
@@ -40,7 +41,7 @@ async def test_gremlin_delays_every_call_within_bounds_but_not_health(inventory_
     chaos = Chaos(ChaosSettings(gremlin_enabled=True, min_delay_s=0.3, max_delay_s=0.5), seed=7)
     running = await start_inventory(inventory_config(inventory_db_url), chaos)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        async with order_service_channel(f"127.0.0.1:{running.grpc_port}") as channel:
             stub = inventory_stub(channel)
             delays = [await _timed(stub.ListProducts(pb.ListProductsRequest())) for _ in range(4)]
             assert all(0.3 <= d < 0.5 + 0.25 for d in delays), delays
@@ -56,7 +57,7 @@ async def test_gremlin_pattern_every_third_call_is_predictable(inventory_db_url:
     chaos = Chaos(ChaosSettings(gremlin_enabled=True, min_delay_s=0.4, max_delay_s=0.4, pattern="every:3"))
     running = await start_inventory(inventory_config(inventory_db_url), chaos)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        async with order_service_channel(f"127.0.0.1:{running.grpc_port}") as channel:
             stub = inventory_stub(channel)
             delays = [await _timed(stub.ListProducts(pb.ListProductsRequest())) for _ in range(6)]
             slow = [d >= 0.4 for d in delays]
@@ -97,7 +98,7 @@ async def test_schrodinger_crash_after_commit_then_replay_after_restart(
     proc = spawn_inventory(env)
     try:
         await wait_serving(target)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with order_service_channel(target) as channel:
             stub = inventory_stub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.ReserveStock(reserve_request([item(product, 3)], order_id), timeout=5)
@@ -113,7 +114,7 @@ async def test_schrodinger_crash_after_commit_then_replay_after_restart(
     proc = spawn_inventory({**env, "SCHRODINGER_CRASH_RATE": "0"})
     try:
         await wait_serving(target)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with order_service_channel(target) as channel:
             stub = inventory_stub(channel)
             replay = await stub.ReserveStock(reserve_request([item(product, 3)], order_id), timeout=5)
         assert replay.status == pb.RESERVATION_STATUS_RESERVED and replay.replayed
@@ -133,7 +134,7 @@ async def test_sigterm_drains_in_flight_calls(
     proc = spawn_inventory(env)
     try:
         await wait_serving(target)
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with order_service_channel(target) as channel:
             stub = inventory_stub(channel)
             in_flight = asyncio.ensure_future(stub.ReserveStock(reserve_request([item(product, 2)]), timeout=10))
             await asyncio.sleep(0.3)
@@ -164,7 +165,7 @@ async def test_health_follows_the_database(pg_datadir: Path) -> None:
         health_url = f"http://127.0.0.1:{running.health_port}/health"
 
         async def statuses() -> tuple[int, int]:
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with order_service_channel(target) as channel:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
             async with aiohttp.ClientSession() as http, http.get(health_url) as resp:
                 return reply.status, resp.status

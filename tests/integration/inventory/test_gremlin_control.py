@@ -13,7 +13,14 @@ from inventory_service.middleware.chaos import Chaos, ChaosSettings
 from inventory_service.server import start_inventory
 from protos import inventory_pb2 as pb
 from protos import inventory_stub
-from tests.support.inventory import ADMIN_TOKEN, inventory_config, inventory_process_env, spawn_inventory, wait_serving
+from tests.support.inventory import (
+    ADMIN_TOKEN,
+    inventory_config,
+    inventory_process_env,
+    order_service_channel,
+    spawn_inventory,
+    wait_serving,
+)
 
 ADMIN = ((ADMIN_TOKEN_METADATA, ADMIN_TOKEN),)
 
@@ -22,7 +29,7 @@ async def test_control_calls_are_not_delayed_and_chaos_off_acts_at_once(inventor
     chaos = Chaos(ChaosSettings(gremlin_enabled=True, min_delay_s=3.0, max_delay_s=3.0))
     running = await start_inventory(inventory_config(inventory_db_url), chaos)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        async with order_service_channel(f"127.0.0.1:{running.grpc_port}") as channel:
             stub = inventory_stub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as held:  # the Gremlin is really on for ordinary calls
                 await stub.ListProducts(pb.ListProductsRequest(), timeout=1.0)
@@ -55,7 +62,7 @@ async def test_every_n_pattern_holds_across_two_replicas_on_one_database(invento
         for env in envs:  # one after the other: each replica restarts the count when it starts
             procs.append(spawn_inventory(env))
             await wait_serving(f"127.0.0.1:{env['INVENTORY_GRPC_PORT']}")
-        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{env['INVENTORY_GRPC_PORT']}") for env in envs]
+        channels = [order_service_channel(f"127.0.0.1:{env['INVENTORY_GRPC_PORT']}") for env in envs]
         try:
             stubs = [inventory_stub(c) for c in channels]
             held = []

@@ -91,7 +91,7 @@ def image_inventory(tmp_path: Path, inventory_db_url: str) -> Iterator[ImageProc
         "INVENTORY_DATABASE_URL": inventory_db_url,
         "INVENTORY_GRPC_PORT": str(grpc_port),
         "INVENTORY_HEALTH_PORT": str(health_port),
-        # bound beyond loopback it must authenticate callers (inventory_service/middleware/auth.py); JWKS is
+        # it always authenticates its callers (inventory_service/middleware/auth.py); the JWKS is
         # fetched when a token arrives, and health checks are open, so any well-formed settings start it
         "INVENTORY_AUTH_ISSUER": "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0",
         "INVENTORY_AUTH_AUDIENCE": "api://valerix-inventory",

@@ -27,6 +27,7 @@ from tests.support.inventory import (
     inventory_config,
     inventory_process_env,
     item,
+    order_service_channel,
     reserve_request,
     spawn_inventory,
     wait_serving,
@@ -113,7 +114,7 @@ async def test_the_relay_publishes_each_decision_at_once_and_marks_it_sent(pg_se
     db_url, bus_url = new_inventory_db(pg_server), new_bus_db(pg_server)
     # a poll interval far beyond the waits below: only the wake-on-commit can deliver in time
     async with bus(bus_url) as (_, orders), inventory_on_bus(db_url, bus_url, outbox_poll_interval_s=60) as running:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        async with order_service_channel(f"127.0.0.1:{running.grpc_port}") as channel:
             stub = inventory_stub(channel)
             product = f"R-{uuid.uuid4().hex[:8]}"
             await stub.Restock(pb.RestockRequest(product_id=product, quantity=3, name="relay test"), metadata=ADMIN)
@@ -181,7 +182,7 @@ async def test_a_crash_after_commit_still_publishes_after_restart(pg_server: Emb
         process = spawn_inventory(env)
         try:
             await wait_serving(target)
-            async with grpc.aio.insecure_channel(target) as channel:
+            async with order_service_channel(target) as channel:
                 stub = inventory_stub(channel)
                 await stub.Restock(pb.RestockRequest(product_id=product, quantity=2, name="crash test"),
                                    metadata=(("x-valerix-admin-token", "t"),))

@@ -7,8 +7,11 @@ import socket
 import subprocess
 import sys
 
+from devstack.identity import ORDER_SERVICE_CLIENT_ID
+from devstack.identity.settings import INVENTORY_AUDIENCE
 from inventory_service.startup_watchdog import EXIT_STARTUP_TIMEOUT
 from tests import REPO_ROOT
+from tests.support.identity import issuer
 
 
 def test_inventory_exits_when_start_up_hangs_on_a_silent_database() -> None:
@@ -25,6 +28,10 @@ def test_inventory_exits_when_start_up_hangs_on_a_silent_database() -> None:
         "INVENTORY_HEALTH_PORT": "0",
         "INVENTORY_STARTUP_TIMEOUT_SECONDS": "2",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "",
+        # the caller check is always on (it is not what this test is about)
+        "INVENTORY_AUTH_ISSUER": issuer().url,
+        "INVENTORY_AUTH_AUDIENCE": INVENTORY_AUDIENCE,
+        "INVENTORY_ALLOWED_CALLERS": ORDER_SERVICE_CLIENT_ID,
     }
     try:
         proc = subprocess.run(

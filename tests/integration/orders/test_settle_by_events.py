@@ -5,7 +5,6 @@ while the Gremlin delays the inventory; shipping; a poison event dead-letters.""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -58,16 +57,13 @@ async def test_a_202_order_is_confirmed_by_the_event_before_any_verify_order(eve
         status, body, _ = await evented.checkout([(product, 2)])
         assert status == 202 and body["status"] == "pending"
         assert "still confirming" in body["message"]
-        started = time.monotonic()
         await evented.deliver_events(max_wait_s=6, until_order=body["order_id"], until_type="reserved")
-        waited = time.monotonic() - started
     finally:
         inventory.running.chaos.update(ChaosSettings())
     assert evented.event_failures == []
     settled = await get_order(body["order_id"])
     assert settled["status"] == "confirmed" and settled["settled_via"] == "reservation-event", settled
     assert settled["message"].startswith("Your order is confirmed")
-    assert waited < 6, waited  # bounded wait: the event came, not the fallback
     # the VerifyOrder intent is still queued, undelivered: the event settled the order without it
     verify = await (await evented.queue()).stats()
     assert verify["active"] + verify.get("scheduled", 0) >= 1, verify

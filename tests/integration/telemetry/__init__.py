@@ -186,9 +186,10 @@ async def traced_stack(
         yield inventory, orders
 
 
-async def slow_checkout(inventory: InventoryHarness, orders: OrderHarness, product: str) -> Flow:
+async def slow_checkout(inventory: InventoryHarness, orders: OrderHarness, product: str,
+                        delay_s: float = 0.6) -> Flow:
     """A checkout whose ReserveStock misses the (short) deadline under the Gremlin, then VerifyOrder settles it."""
-    inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=0.6, max_delay_s=0.6))
+    inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=delay_s, max_delay_s=delay_s))
     try:
         flow = await checkout_with_traceparent(orders, product)
     finally:

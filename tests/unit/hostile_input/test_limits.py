@@ -77,6 +77,19 @@ def test_memory_stays_bounded_and_idle_customers_are_forgotten() -> None:
     assert len(limiter) <= 100
 
 
+def test_forget_idle_is_bounded_and_spares_limited_customers() -> None:
+    clock = Clock()
+    limiter = InMemoryRateLimiter(RatePolicy(per_minute=60, burst=2), clock)
+    for n in range(5):
+        limiter.acquire(f"idle{n}")
+    clock.now += 10  # their buckets are full again
+    limiter.acquire("busy")
+    limiter.acquire("busy")
+    assert limiter.forget_idle(3) == 3 and len(limiter) == 3
+    assert limiter.forget_idle(100) == 2 and len(limiter) == 1
+    assert not limiter.acquire("busy").allowed  # still limited: not forgotten
+
+
 def test_rate_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHECKOUT_RATE_PER_MINUTE", "30")
     monkeypatch.setenv("CHECKOUT_RATE_BURST", "3")

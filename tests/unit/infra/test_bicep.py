@@ -524,6 +524,15 @@ def test_reconciler_runs_every_few_minutes_in_azure() -> None:
 # ------------------------------------------------------------------ bearer tokens
 
 
+def test_the_dashboard_sign_in_settings_reach_the_function_app() -> None:
+    settings = _function_app_settings()
+    assert set(contract()["function_app_dashboard"]) <= set(settings)
+    params = main_bicep()["modules"]["functionApp"]["config"]["params"]
+    assert {"dashboardSigninClientId", "dashboardSigninAuthority", "dashboardSigninScope"} <= set(params)
+    authority = main_bicep()["variables"]["signinAuthority"]["value"]
+    assert "loginEndpoint" in authority and "tenantId" in authority and not authority.endswith("/v2.0")
+
+
 def test_auth_settings_reach_both_apps() -> None:
     settings = _function_app_settings()
     assert set(contract()["function_app_auth"]) <= set(settings)

@@ -115,6 +115,7 @@ IMAGE_TOOLS = {
     "azurite": ("nc ",),  # node:alpine: busybox sh + nc
     "inventory": ("python",),
     "functions": ("python",),
+    "issuer": ("python",),
 }
 
 
