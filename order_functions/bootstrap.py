@@ -248,11 +248,19 @@ _authenticator: Authenticator | None = None
 _locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
-async def get_services() -> OrderServices:
-    global _services
+def ready_services() -> OrderServices | None:
+    """The services already built for this event loop, without waiting; None before (or during) a cold start."""
     loop = asyncio.get_running_loop()
     if _services is not None and _services.adapters is not None and _services.adapters.loop is loop:
         return _services
+    return None
+
+
+async def get_services() -> OrderServices:
+    global _services
+    if (ready := ready_services()) is not None:
+        return ready
+    loop = asyncio.get_running_loop()
     async with _locks.setdefault(loop, asyncio.Lock()):
         if _services is None or _services.adapters is None or _services.adapters.loop is not loop:
             _services = await build(OrderConfig.from_env())

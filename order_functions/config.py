@@ -18,6 +18,11 @@ RESERVATION_EVENTS_TOPIC = "reservation-events"
 RESERVATION_EVENTS_SUBSCRIPTION = "order-service"
 
 
+def checkout_budget_s() -> float:
+    """INVENTORY_TIMEOUT_SECONDS: the budget of the whole checkout answer, counted from the request's arrival."""
+    return env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30)
+
+
 @dataclass(frozen=True)
 class OrderConfig:
     orders_database_url: str
@@ -52,7 +57,7 @@ class OrderConfig:
             orders_database_url=orders_url,
             inventory_target=env_str("INVENTORY_GRPC_TARGET", "localhost:50051"),
             inventory_tls=env_bool("INVENTORY_GRPC_TLS"),
-            inventory_timeout_s=env_float("INVENTORY_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
+            inventory_timeout_s=checkout_budget_s(),
             verify_timeout_s=env_float("VERIFY_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=120),
             verify_queue=env_str("VERIFY_QUEUE_NAME", VERIFY_QUEUE),
             order_events_topic=env_str("ORDER_EVENTS_TOPIC", ORDER_EVENTS_TOPIC),

@@ -168,9 +168,11 @@ class OrderStore(OrderReader, Protocol):
         *,
         event: NewOrderEvent,
         verify_after_s: float,
+        wait_s: float | None = None,
     ) -> CreateResult:
         """Claims the key (if any) and inserts the pending order atomically, with its `order.placed` event and the
-        intent to verify it (due `verify_after_s` after creation, sent only if it is still pending then)."""
+        intent to verify it (due `verify_after_s` after creation, sent only if it is still pending then).
+        `wait_s` bounds the wait for a database connection (StoreUnavailable past it)."""
 
     async def complete_key(self, customer_id: str, key: str) -> None: ...
 

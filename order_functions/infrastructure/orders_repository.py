@@ -109,9 +109,11 @@ class OrdersRepository:
         *,
         event: NewOrderEvent,
         verify_after_s: float,
+        wait_s: float | None = None,
     ) -> CreateResult:
         """Claims the key (if any) and inserts the pending order, its event and its verify intent in one
-        transaction."""
+        transaction. The caller bounds the whole write (and cancels it, which psycopg forwards to the server);
+        `wait_s` bounds the wait for a pooled connection, so an empty pool (a restarting server) answers in time."""
         params = {
             "id": order_id, "customer": request.customer_id, "verify_after": verify_after_s,
             "items": Jsonb([[i.product_id, i.quantity] for i in request.items]), **_event_params(event),
@@ -119,9 +121,9 @@ class OrdersRepository:
         if idempotency_key is None:
             # Without a key the order, its event and its verify intent are one statement, atomic on its own: no
             # BEGIN/COMMIT round trips (two of the checkout's round trips to the orders database).
-            async with connection(self.pool) as conn:
+            async with connection(self.pool, wait_s) as conn:
                 return Created(await self._insert(conn, params))
-        async with connection(self.pool) as conn, conn.transaction():
+        async with connection(self.pool, wait_s) as conn, conn.transaction():
             existing = await self._claim_key(conn, order_id, request, idempotency_key)
             if existing is not None:
                 return existing

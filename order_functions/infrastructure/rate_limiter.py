@@ -41,10 +41,10 @@ class PostgresRateLimiter:
         self.pool = pool
         self.policy = policy
 
-    async def acquire(self, key: str) -> RateDecision:
+    async def acquire(self, key: str, wait_s: float | None = None) -> RateDecision:
         interval = self.policy.interval_s
         params = {"c": key, "i": interval, "window": self.policy.burst * interval}
-        async with connection(self.pool) as conn:
+        async with connection(self.pool, wait_s) as conn:
             cur = await conn.execute(_ACQUIRE, params)
             if await cur.fetchone() is not None:
                 return RateDecision(True, 0.0, 0)
@@ -71,7 +71,7 @@ class ProcessRateLimiter:
     def __init__(self, policy: RatePolicy) -> None:
         self.limiter = InMemoryRateLimiter(policy, time.monotonic)
 
-    async def acquire(self, key: str) -> RateDecision:
+    async def acquire(self, key: str, wait_s: float | None = None) -> RateDecision:
         return self.limiter.acquire(key)
 
     async def refund(self, key: str) -> None:

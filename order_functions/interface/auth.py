@@ -21,6 +21,7 @@ import azure.functions as func
 
 from order_functions.application.identity import AuthenticationFailed, Authenticator, Forbidden, Principal
 from order_functions.bootstrap import get_authenticator
+from order_functions.interface.arrival import stamped_on_arrival
 from order_functions.interface.http_support import request_path
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ def authenticated(handler: Handler, authenticator: AuthenticatorSource) -> Handl
         finally:
             _caller.reset(token)
 
-    setattr(guarded, _GUARDED, True)
-    return guarded
+    stamped = stamped_on_arrival(guarded)  # the checkout's deadline starts before the token is looked at
+    setattr(stamped, _GUARDED, True)
+    return stamped
 
 
 def bearer_auth(handler: Handler) -> Handler:

@@ -9,12 +9,16 @@ from typing import Any
 
 import azure.functions as func
 
+from order_functions.application.deadline import Deadline
+from order_functions.application.errors import CheckoutTimedOut
 from order_functions.application.identity import OPS_ROLE, AuthenticationFailed, Principal, require_role
 from order_functions.application.queries import failed_check, public_health
-from order_functions.bootstrap import get_authenticator, get_services
+from order_functions.bootstrap import OrderServices, get_authenticator, get_services, ready_services
+from order_functions.config import checkout_budget_s
 from order_functions.domain.models import Order, OrderStatus
 from order_functions.domain.order_messages import order_message
 from order_functions.domain.validation import parse_checkout, parse_idempotency_key, parse_order_id
+from order_functions.interface.arrival import arrived_at
 from order_functions.interface.auth import bearer_auth, caller
 from order_functions.interface.http_support import LATENCY, api, handle_errors, json_response
 from order_functions.interface.openapi import openapi_document
@@ -51,10 +55,33 @@ def order_response(order: Order, *, replayed: bool = False, status: int | None =
 @bearer_auth
 @api
 async def create_order(req: func.HttpRequest) -> func.HttpResponse:
+    # one deadline for the whole answer, from the moment the request arrived (before its token was checked)
+    deadline = Deadline.after(checkout_budget_s(), started_at=arrived_at())
     key = parse_idempotency_key(req.headers.get("Idempotency-Key"))
     body = parse_checkout(req.get_body())
-    result = await (await get_services()).customer_checkout(caller(), body, key)
+    services = await services_within(deadline)
+    result = await services.customer_checkout(caller(), body, key, deadline)
     return order_response(result.order, replayed=result.replayed)
+
+
+async def services_within(deadline: Deadline) -> OrderServices:
+    """The worker's services; a cold start (pools opening, migrations) that outlasts the deadline is a 503 with
+    Retry-After, and goes on in the background for the next request."""
+    if (ready := ready_services()) is not None:
+        return ready
+    starting = asyncio.ensure_future(get_services())
+    try:
+        return await asyncio.wait_for(asyncio.shield(starting), timeout=max(deadline.left(), 0.0))
+    except TimeoutError as exc:
+        starting.add_done_callback(_log_start_failure)
+        log.warning("checkout: the order service was still starting when the %.1fs budget ran out",
+                    deadline.budget_s)
+        raise CheckoutTimedOut(deadline.budget_s) from exc
+
+
+def _log_start_failure(task: asyncio.Future[OrderServices]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("order service start-up failed after a checkout stopped waiting: %r", task.exception())
 
 
 @bp.route(route="orders/{order_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 import azure.functions as func
 from opentelemetry import context, propagate, trace
 
-from order_functions.application.ports import InventoryUnavailable
+from order_functions.application.errors import CheckoutTimedOut
+from order_functions.application.ports import InventoryUnavailable, StoreUnavailable
 from order_functions.domain.rolling_window import RollingWindow
+from order_functions.interface.arrival import arrived_at
 from order_functions.interface.problems import INTERNAL, problem_for, problem_response
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,10 @@ def handle_errors(handler: Handler) -> Handler:
                 return problem_response(INTERNAL, instance)
             if isinstance(exc, InventoryUnavailable):
                 log.warning("%s %s: inventory unavailable: %s", req.method, instance, exc)
+            elif isinstance(exc, CheckoutTimedOut | StoreUnavailable):
+                # an outage answers many requests at once: one line each, no traceback to format on the answer's
+                # path (the step that gave up has logged what it waited for)
+                log.error("%s %s: %s: %s", req.method, instance, problem.title, exc)
             elif problem.status >= 500:
                 log.error("%s %s: %s: %r", req.method, instance, problem.title, exc, exc_info=True)
             return problem_response(problem, instance)
@@ -103,11 +109,12 @@ def handle_errors(handler: Handler) -> Handler:
 
 
 def timed(handler: Handler) -> Handler:
-    """Records the server-side response time of API calls into the rolling window."""
+    """Records the server-side response time of API calls into the rolling window, from the request's arrival
+    (authentication included: it is part of what the customer waits for)."""
 
     @functools.wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        started = time.monotonic()
+        started = arrived_at()
         try:
             return await handler(req)
         finally:

@@ -85,7 +85,7 @@ class FakeStore:
 
     async def create(
         self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None, *, event: NewOrderEvent,
-        verify_after_s: float,
+        verify_after_s: float, wait_s: float | None = None,
     ) -> CreateResult:
         await asyncio.sleep(self.write_delay_s)
         if idempotency_key is not None:
