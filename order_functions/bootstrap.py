@@ -22,6 +22,7 @@ from order_functions.application.checkout import Checkout
 from order_functions.application.identity import Authenticator
 from order_functions.application.ownership import CustomerCheckout, CustomerOrders, RateLimiter
 from order_functions.application.ports import (
+    BatchSender,
     CatalogueStore,
     ChaosControls,
     ConsumedEvents,
@@ -166,7 +167,7 @@ async def _open_pool(url: str, name: str, min_size: int, max_size: int) -> Pool:
     return pool
 
 
-async def _open_bus(config: OrderConfig) -> tuple[MessageSender, MessageSender, Pool | None]:
+async def _open_bus(config: OrderConfig) -> tuple[MessageSender, BatchSender, Pool | None]:
     """The verify-order queue's sender, the order-events topic's sender, and the local bus's pool if local."""
     if config.servicebus_namespace or config.servicebus_connection:
         connection = config.servicebus_connection if not config.servicebus_namespace else ""

@@ -4,18 +4,26 @@ PyJWT checks the signature against the issuer's published keys (JWKS, fetched ov
 refetched at most once per cooldown when an unknown `kid` appears, so forged `kid`s cannot hammer the issuer),
 and the registered claims. Only asymmetric algorithms are accepted: with `HS256` allowed, anybody holding the
 public key could sign.
+
+A token that passed is remembered (bounded LRU keyed by a SHA-256 of the whole token) until the earlier of its
+`exp` and the JWKS cache lifetime, so a client's every request does not pay for RS256 verification again: a changed
+byte is another key and is verified afresh, a refused token is never remembered, and a key withdrawn from the JWKS
+stops being honoured no later than the JWKS cache would stop honouring it anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
 import threading
+import time
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +59,7 @@ class JwtSettings:
     jwks_cache_s: float = 300.0
     jwks_refetch_cooldown_s: float = 30.0  # an unknown kid refetches the JWKS at most this often
     http_timeout_s: float = 5.0
+    valid_token_cache_size: int = 4096  # tokens remembered as valid (0: verify every time)
 
     def __post_init__(self) -> None:
         if not self.issuer:
@@ -111,13 +120,53 @@ def bearer_token(authorization: str | None) -> str:
     return match.group(1)
 
 
+class ValidTokenCache:
+    """Claims of tokens that passed, until a per-entry deadline (epoch seconds); least recently used go first."""
+
+    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.clock = clock
+        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return dict(entry[1])  # a copy: a caller's change never reaches the next caller
+
+    def put(self, key: bytes, claims: Mapping[str, Any], ttl_s: float) -> None:
+        exp = claims.get("exp")
+        if self.size <= 0 or not isinstance(exp, int | float) or isinstance(exp, bool):
+            return
+        until = min(float(exp), self.clock() + ttl_s)
+        with self._lock:
+            self._entries[key] = (until, dict(claims))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class JwtValidator:
     """Validates signed JWTs from one issuer. Thread-safe; JWKS fetches happen off the event loop."""
 
-    def __init__(self, settings: JwtSettings) -> None:
+    def __init__(self, settings: JwtSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self._client: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        self.valid_tokens = ValidTokenCache(settings.valid_token_cache_size, clock)
 
     def _jwks(self) -> jwt.PyJWKClient:
         with self._lock:
@@ -132,9 +181,18 @@ class JwtValidator:
 
     def validate(self, token: str) -> dict[str, Any]:
         """Claims of a valid token; `InvalidToken` for anything else (blocking on a JWKS fetch at most)."""
-        s = self.settings
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too long")
+        key = ValidTokenCache.key(token)
+        cached = self.valid_tokens.get(key)
+        if cached is not None:
+            return cached
+        claims = self._verify(token)
+        self.valid_tokens.put(key, claims, self.settings.jwks_cache_s)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        s = self.settings
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -160,6 +218,11 @@ class JwtValidator:
         return claims
 
     async def validate_async(self, token: str) -> dict[str, Any]:
+        """As `validate`; a remembered token is answered on the loop, only a verification goes to a thread."""
+        if len(token) <= MAX_TOKEN_CHARS:
+            cached = self.valid_tokens.get(ValidTokenCache.key(token))
+            if cached is not None:
+                return cached
         return await asyncio.to_thread(self.validate, token)
 
 

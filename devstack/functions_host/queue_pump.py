@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.functions.servicebus import ServiceBusMessage
 
+from devstack.functions_host.completions import CompletionBatcher
 from devstack.functions_host.invocation import invoke, log_failed, log_succeeded
 from devstack.functions_host.metadata import QueueFunction
 
@@ -62,6 +63,7 @@ class QueuePump:
         self.max_auto_lock_renewal_s = max_auto_lock_renewal_s
         self.poll_interval_s = poll_interval_s
         self.track = track or (lambda _task: None)  # the host counts in-flight handlers to drain them on stop
+        self._completions = CompletionBatcher(queue)  # concurrent handlers' completions share one statement
 
     async def run(self, stopping: asyncio.Event) -> None:
         """One receiver; at most maxConcurrentCalls handlers at a time (the host's message pump)."""
@@ -122,8 +124,10 @@ class QueuePump:
             return Delivery(message.message_id, outcome, exc)
         renewal.cancel()
         outcome = await self._complete(message)
-        if outcome is Outcome.COMPLETED:
-            log_succeeded(self.fn.name, invocation_id, started, f" message_id={message.message_id}")
+        if outcome is Outcome.COMPLETED and log.isEnabledFor(logging.DEBUG):
+            # per message at DEBUG, as the HTTP front's per request (four lines per order); failures and lost locks
+            # stay at ERROR/WARNING
+            log_succeeded(self.fn.name, invocation_id, started, f" message_id={message.message_id}", logging.DEBUG)
         return Delivery(message.message_id, outcome)
 
     async def _abandon(self, message: ReceivedMessage) -> Outcome:
@@ -141,18 +145,16 @@ class QueuePump:
         return Outcome.ABANDONED
 
     async def _complete(self, message: ReceivedMessage) -> Outcome:
-        from order_functions.infrastructure.messaging import MessageLockLost
-
         try:
-            await self.queue.complete(message.lock_token)
-        except MessageLockLost:
-            log.warning("%s: lock lost before completing message %s (delivery %d); it will be delivered again",
-                        self.fn.name, message.message_id, message.delivery_count)
-            return Outcome.LOCK_LOST
+            completed = await self._completions.complete(message.lock_token)
         except Exception:
             log.exception("%s: completing message %s failed; it returns when its lock expires",
                           self.fn.name, message.message_id)
             return Outcome.UNSETTLED
+        if not completed:
+            log.warning("%s: lock lost before completing message %s (delivery %d); it will be delivered again",
+                        self.fn.name, message.message_id, message.delivery_count)
+            return Outcome.LOCK_LOST
         return Outcome.COMPLETED
 
     async def _renew_lock(self, message: ReceivedMessage) -> None:

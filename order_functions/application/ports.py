@@ -4,6 +4,7 @@ cases import nothing else from outside application/ and domain/."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -218,10 +219,27 @@ class CatalogueStore(Protocol):
         """True once a full listing was applied; before that the copy holds only what stock events brought."""
 
 
+@dataclass(frozen=True)
+class FirstLook:
+    """What one look at a decision event found: seen before, the order (None: not ours), recorded here as handled."""
+
+    seen: bool
+    order: Order | None
+    recorded: bool
+
+
 class ConsumedEvents(Protocol):
     """Which reservation events this service has already handled (at-least-once delivery)."""
 
     async def seen(self, event_id: UUID) -> bool: ...
+
+    async def first_look(
+        self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
+    ) -> FirstLook:
+        """In one step: whether the event was handled before, the order, and, when neither is true and the order is
+        missing or not in `movable_from` (the event cannot move it), the event recorded as handled (`no-op` or
+        `unknown-order`). `recorded` is False when it was seen, when the order can still move, or when a concurrent
+        delivery recorded it first."""
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         """False when another delivery recorded it first."""
@@ -238,6 +256,12 @@ class MessageSender(Protocol):
         """Health: raises when the bus cannot be reached."""
 
     async def close(self) -> None: ...
+
+
+class BatchSender(MessageSender, Protocol):
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Sends the messages in order in as few round trips (and, locally, commits) as the transport allows; if it
+        raises, some may have been sent: the caller resends them all (duplicate detection drops repeats)."""
 
 
 @dataclass(frozen=True)

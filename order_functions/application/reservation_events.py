@@ -3,9 +3,10 @@ same conditional transition the HTTP path, VerifyOrder and the reconciler use (w
 the winner's result); stock.changed events keep the catalogue copy current.
 
 Idempotent by event id: a handled event is recorded in `consumed_events`, and a redelivery that finds it does
-nothing. A stock change is recorded in the transaction that applies it. A decision is recorded after its
-transition (which goes through the shared seam, in its own statement); a crash in between is still safe because
-the transition itself is conditional (a second `pending -> confirmed` does not happen)."""
+nothing. A stock change is recorded in the statement that applies it. A decision the order can no longer take (the
+HTTP reply settled it first: the common case) is recognised and recorded in one statement; any other is recorded
+after its transition (which goes through the shared seam, in its own statement); a crash in between is still safe
+because the transition itself is conditional (a second `pending -> confirmed` does not happen)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from order_functions.application.ports import (
     ReservationStatus,
 )
 from order_functions.application.transitions import OrderTransitions
-from order_functions.domain.models import ALLOWED_TRANSITIONS, Order, OrderStatus, SettledVia
+from order_functions.domain.models import ALLOWED_TRANSITIONS, Order, OrderStatus, SettledVia, sources_for
 from order_functions.domain.reservation_events import (
     OtherEvent,
     ReservationDecision,
@@ -57,30 +58,43 @@ class ApplyReservationEvent:
                 log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
                 return EventHandled("duplicate")
             return EventHandled(APPLIED if moved else NO_OP)
+        if isinstance(event, ReservationDecision):
+            return await self._decision(event)
         if await self.consumed.seen(event.event_id):
             log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
             return EventHandled("duplicate")
-        if isinstance(event, ReservationDecision):
-            handled = await self._settle(event)
-            order_id: UUID | None = event.order_id
-        else:
-            assert isinstance(event, OtherEvent)
-            log.warning("reservation event %s of unknown type %r skipped", event.event_id, event.event_type)
-            handled, order_id = EventHandled(NO_OP), None
+        assert isinstance(event, OtherEvent)  # a type this version does not know
+        log.warning("reservation event %s of unknown type %r skipped", event.event_id, event.event_type)
+        return await self._record(event, None, EventHandled(NO_OP))
+
+    async def _record(self, event: ReservationEvent, order_id: UUID | None, handled: EventHandled) -> EventHandled:
         if not await self.consumed.record(event.event_id, event.event_type, order_id, handled.effect):
             log.info("reservation event %s: a concurrent delivery recorded it first", event.event_id)
         return handled
 
-    async def _settle(self, event: ReservationDecision) -> EventHandled:
-        order = await self.orders.get(event.order_id)
+    async def _decision(self, event: ReservationDecision) -> EventHandled:
+        """One look settles the common cases (a redelivery; an order the HTTP reply already settled, recorded as
+        handled in that same statement); only an order the event can still move takes the transition."""
+        target, reason = _target(event)
+        look = await self.consumed.first_look(event.event_id, event.event_type, event.order_id, sources_for(target))
+        if look.seen:
+            log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
+            return EventHandled("duplicate")
+        order = look.order
         if order is None:
             # a reservation made by another client of the inventory (a benchmark, an operator): not ours to settle
             log.warning("reservation event %s for unknown order %s skipped", event.event_id, event.order_id)
-            return EventHandled(UNKNOWN_ORDER)
-        target, reason = _target(event)
-        if target not in ALLOWED_TRANSITIONS[order.status]:
+            handled = EventHandled(UNKNOWN_ORDER)
+        elif target not in ALLOWED_TRANSITIONS[order.status]:
             log.info("reservation event %s: order %s already %s", event.event_id, order.order_id, order.status.value)
-            return EventHandled(NO_OP, order)
+            handled = EventHandled(NO_OP, order)
+        else:
+            return await self._record(event, event.order_id, await self._settle(event, order, target, reason))
+        if not look.recorded:
+            log.info("reservation event %s: a concurrent delivery recorded it first", event.event_id)
+        return handled
+
+    async def _settle(self, event: ReservationDecision, order: Order, target: OrderStatus, reason: str) -> EventHandled:
         if event.status in ("RESERVED", "REJECTED"):
             outcome = ReservationOutcome(ReservationStatus(event.status), reason)
             after = await self.transitions.settle(order, outcome, SettledVia.RESERVATION_EVENT)

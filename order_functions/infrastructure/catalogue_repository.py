@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from order_functions.application.ports import ProductView
+from order_functions.application.ports import FirstLook, ProductView
+from order_functions.domain.models import OrderStatus
 from order_functions.domain.reservation_events import StockLevel
-from order_functions.infrastructure.orders_repository import connection
+from order_functions.infrastructure.orders_repository import ORDER_COLUMNS, connection, order_from_row
 from valerix_common.db import Pool
 
-# Stock figures move only to a newer version; a new product from an event has no price until the next refresh.
-_APPLY_LEVEL = (
-    "INSERT INTO catalogue (product_id, name, available, reserved, shipped, version)"
-    " VALUES (%(product_id)s, %(name)s, %(available)s, %(reserved)s, %(shipped)s, %(version)s)"
-    " ON CONFLICT (product_id) DO UPDATE SET available = EXCLUDED.available, reserved = EXCLUDED.reserved,"
-    "  shipped = EXCLUDED.shipped, version = EXCLUDED.version, synced_at = now(),"
-    "  name = CASE WHEN EXCLUDED.name = '' THEN catalogue.name ELSE EXCLUDED.name END"
-    " WHERE catalogue.version < EXCLUDED.version"
+# One stock event in one statement: the record of the event (nothing else happens when it is a redelivery) and the
+# levels, which move only to a newer version, upserted in product-id order (one lock order: no deadlocks). A new
+# product from an event has no price until the next refresh. The effect is read from the copy as the statement
+# found it; the upsert's own WHERE still decides what moves.
+_APPLY_LEVELS = (
+    "WITH levels AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], %(available)s::int[],"
+    "   %(reserved)s::int[], %(shipped)s::int[], %(versions)s::bigint[])"
+    "   AS l(product_id, name, available, reserved, shipped, version)),"
+    " fresh AS (INSERT INTO consumed_events (event_id, event_type, effect)"
+    "   SELECT %(event_id)s, %(event_type)s, CASE WHEN EXISTS (SELECT 1 FROM levels l"
+    "     LEFT JOIN catalogue c USING (product_id) WHERE c.version IS NULL OR c.version < l.version)"
+    "     THEN 'applied' ELSE 'no-op' END"
+    "   ON CONFLICT (event_id) DO NOTHING RETURNING 1),"
+    " moved AS (INSERT INTO catalogue (product_id, name, available, reserved, shipped, version)"
+    "   SELECT product_id, name, available, reserved, shipped, version FROM levels"
+    "   WHERE EXISTS (SELECT 1 FROM fresh) ORDER BY product_id"
+    "   ON CONFLICT (product_id) DO UPDATE SET available = EXCLUDED.available, reserved = EXCLUDED.reserved,"
+    "    shipped = EXCLUDED.shipped, version = EXCLUDED.version, synced_at = now(),"
+    "    name = CASE WHEN EXCLUDED.name = '' THEN catalogue.name ELSE EXCLUDED.name END"
+    "   WHERE catalogue.version < EXCLUDED.version RETURNING 1)"
+    " SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM moved) AS moved"
 )
 # A refresh confirms every row (synced_at) and wins the stock figures unless an event already brought a newer version.
 _APPLY_LISTING = (
@@ -39,19 +53,22 @@ class CatalogueRepository:
         self.pool = pool
 
     async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
-        moved = 0
-        async with connection(self.pool) as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO consumed_events (event_id, event_type, effect) VALUES (%s, %s, 'applied')"
-                " ON CONFLICT (event_id) DO NOTHING", (event_id, event_type))
-            if cur.rowcount == 0:
-                return None  # a redelivery: the first delivery's changes stand
-            for level in sorted(levels, key=lambda lv: lv.product_id):  # one lock order: no deadlocks
-                cur = await conn.execute(_APPLY_LEVEL, level.__dict__)
-                moved += cur.rowcount
-            if not moved:
-                await conn.execute("UPDATE consumed_events SET effect = 'no-op' WHERE event_id = %s", (event_id,))
-        return moved
+        newest: dict[str, StockLevel] = {}
+        for level in levels:  # one row per product (an upsert cannot touch a row twice): its newest figures
+            if level.product_id not in newest or newest[level.product_id].version < level.version:
+                newest[level.product_id] = level
+        rows = [newest[k] for k in sorted(newest)]
+        params = {
+            "event_id": event_id, "event_type": event_type, "ids": [lv.product_id for lv in rows],
+            "names": [lv.name for lv in rows], "available": [lv.available for lv in rows],
+            "reserved": [lv.reserved for lv in rows], "shipped": [lv.shipped for lv in rows],
+            "versions": [lv.version for lv in rows],
+        }
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(_APPLY_LEVELS, params)
+            row = await cur.fetchone()
+        assert row is not None  # the final SELECT always yields one row
+        return int(row["moved"]) if row["fresh"] else None  # None: a redelivery, the first delivery's changes stand
 
     async def apply_listing(self, products: list[ProductView]) -> int:
         async with connection(self.pool) as conn, conn.transaction(), conn.cursor() as cur:
@@ -86,11 +103,39 @@ class CatalogueRepository:
             ]
 
 
+# A decision event's first look, one statement: seen before? the order; and when the event cannot move the order
+# (already settled, or not ours), its record as handled.
+_FIRST_LOOK = (
+    f"WITH o AS (SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %(order_id)s),"
+    " seen AS (SELECT 1 FROM consumed_events WHERE event_id = %(event_id)s),"
+    " recorded AS (INSERT INTO consumed_events (event_id, event_type, order_id, effect)"
+    "   SELECT %(event_id)s, %(event_type)s, %(order_id)s,"
+    "    CASE WHEN EXISTS (SELECT 1 FROM o) THEN 'no-op' ELSE 'unknown-order' END"
+    "   WHERE NOT EXISTS (SELECT 1 FROM seen) AND NOT EXISTS (SELECT 1 FROM o WHERE status = ANY(%(movable)s))"
+    "   ON CONFLICT (event_id) DO NOTHING RETURNING 1)"
+    " SELECT o.*, EXISTS (SELECT 1 FROM seen) AS seen, (SELECT count(*) FROM recorded) AS recorded"
+    " FROM (SELECT 1) AS one LEFT JOIN o ON true"
+)
+
+
 class ConsumedEventsRepository:
     """The ConsumedEvents port in PostgreSQL."""
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+
+    async def first_look(
+        self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
+    ) -> FirstLook:
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(
+                _FIRST_LOOK, {"event_id": event_id, "event_type": event_type, "order_id": order_id,
+                              "movable": [s.value for s in movable_from]},
+            )
+            row = await cur.fetchone()
+        assert row is not None  # the final SELECT always yields one row
+        order = order_from_row(row) if row["order_id"] is not None else None
+        return FirstLook(seen=bool(row["seen"]), order=order, recorded=bool(row["recorded"]))
 
     async def seen(self, event_id: UUID) -> bool:
         async with connection(self.pool) as conn:

@@ -7,8 +7,11 @@ Two kinds of rows, both written in the statement that made the decision (orders_
   VerifyOrder message (`verify-{order_id}`, `-r{n}` for later attempts), one whose order has settled is skipped.
 
 A batch is claimed with `FOR UPDATE SKIP LOCKED` (processes share the work) and marked in the same transaction, so a
-crash before the mark resends (at-least-once). A failed send is recorded on its row and ends the batch; the rows
-after it wait for the next pass. Every send is bounded by BUS_SEND_TIMEOUT_SECONDS.
+crash before the mark resends (at-least-once). Events go out as one batch per pass (`send_batch`: in order, one
+round trip and, on the local bus, one commit); a failed batch is recorded on each of its rows and sent whole again
+next pass. A failed VerifyOrder send is recorded on its row and ends the batch; the rows after it wait for the next
+pass. Every send is bounded by BUS_SEND_TIMEOUT_SECONDS. Each event's producer span is opened while its message is
+built (the message carries that span's context); the batch's send follows.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from uuid import UUID
 
 from opentelemetry import propagate, trace
 
-from order_functions.application.ports import MessageSender, OutgoingMessage, RelayReport
+from order_functions.application.ports import BatchSender, MessageSender, OutgoingMessage, RelayReport
 from order_functions.contracts.order_events import OrderEvent
 from valerix_common.db import Pool
 
@@ -44,17 +47,6 @@ _NEXT_DUE = (
 )
 
 VerifyMessage = Callable[[UUID, int], OutgoingMessage]
-EVENT_SENDS_IN_FLIGHT = 16
-
-
-def _chunks_of_distinct_orders(rows: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    """Consecutive chunks of at most `size` rows, a new chunk whenever an order repeats (order kept)."""
-    chunks: list[list[dict[str, Any]]] = [[]]
-    for row in rows:
-        if len(chunks[-1]) >= size or any(r["order_id"] == row["order_id"] for r in chunks[-1]):
-            chunks.append([])
-        chunks[-1].append(row)
-    return [c for c in chunks if c]
 
 
 class RelayError(Exception):
@@ -63,7 +55,7 @@ class RelayError(Exception):
 
 @dataclass(frozen=True)
 class Destinations:
-    events: MessageSender  # topic order-events
+    events: BatchSender  # topic order-events
     events_name: str
     verify: MessageSender  # queue verify-order
     verify_name: str
@@ -107,41 +99,42 @@ class OrderOutboxRelay:
         return {"events": int(row["events"]), "verifies": int(row["verifies"])} if row else {}
 
     async def _events(self, failures: list[str]) -> int:
-        sent: list[int] = []
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM_EVENTS, (self.batch_size,))
             rows = await cur.fetchall()
-            # a few sends in flight at once (one round trip each would make a busy outbox slower than its traffic),
-            # never two of one order, so one relay publishes each order's events in version order
-            for chunk in _chunks_of_distinct_orders(rows, EVENT_SENDS_IN_FLIGHT):
-                outcomes = await asyncio.gather(*(self._publish_event(r) for r in chunk), return_exceptions=True)
-                sent.extend(r["event_id"] for r, out in zip(chunk, outcomes, strict=True) if out is None)
-                failed = [(r, out) for r, out in zip(chunk, outcomes, strict=True) if isinstance(out, BaseException)]
-                for row, exc in failed:
-                    await conn.execute(
-                        "UPDATE order_events SET attempts = attempts + 1, last_error = %s WHERE event_id = %s",
-                        (f"{type(exc).__name__}: {exc}"[:500], row["event_id"]),
-                    )
-                if failed:
-                    row, exc = failed[0]
-                    failures.append(f"event {row['event_uuid']} to {self.to.events_name}: {exc!r}")
-                    break
-            if sent:
+            if not rows:
+                return 0
+            # one batch in event-id order (each order's events in version order): one round trip and, on the local
+            # bus, one commit for the lot instead of one per event
+            try:
+                await asyncio.wait_for(self.to.events.send_batch([self._event_message(r) for r in rows]),
+                                       self.send_timeout_s)
+            except Exception as exc:
+                # all of them again next pass (some may have gone: duplicate detection and consumers drop repeats)
                 await conn.execute(
-                    "UPDATE order_events SET sent_at = now(), attempts = attempts + 1 WHERE event_id = ANY(%s)",
-                    (sent,),
+                    "UPDATE order_events SET attempts = attempts + 1, last_error = %s WHERE event_id = ANY(%s)",
+                    (f"{type(exc).__name__}: {exc}"[:500], [r["event_id"] for r in rows]),
                 )
-        return len(sent)
+                failures.append(f"{len(rows)} events from {rows[0]['event_uuid']} to {self.to.events_name}: {exc!r}")
+                return 0
+            await conn.execute(
+                "UPDATE order_events SET sent_at = now(), attempts = attempts + 1 WHERE event_id = ANY(%s)",
+                ([r["event_id"] for r in rows],),
+            )
+        return len(rows)
 
     async def _verifies(self, failures: list[str]) -> tuple[int, int]:
-        sent = skipped = 0
+        sent = 0
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_CLAIM_VERIFIES, (self.batch_size,))
-            for row in await cur.fetchall():
-                if row["status"] != "pending":
-                    await self._mark_verify(conn, row["order_id"], "skipped")
-                    skipped += 1
-                    continue
+            rows = await cur.fetchall()
+            settled = [r["order_id"] for r in rows if r["status"] != "pending"]
+            if settled:  # one statement for every intent whose order settled meanwhile (the common case)
+                await conn.execute(
+                    "UPDATE verify_outbox SET sent_at = now(), outcome = 'skipped', attempts = attempts + 1"
+                    " WHERE order_id = ANY(%s)", (settled,),
+                )
+            for row in (r for r in rows if r["status"] == "pending"):
                 attempt = int(row["verify_attempts"]) + 1
                 try:
                     await self._send_verify(row, attempt)
@@ -158,9 +151,9 @@ class OrderOutboxRelay:
                 )
                 await self._mark_verify(conn, row["order_id"], "sent")
                 sent += 1
-        if sent or skipped:
-            log.info("order outbox: %d VerifyOrder sent, %d skipped (already settled)", sent, skipped)
-        return sent, skipped
+        if sent or settled:
+            log.info("order outbox: %d VerifyOrder sent, %d skipped (already settled)", sent, len(settled))
+        return sent, len(settled)
 
     @staticmethod
     async def _mark_verify(conn: Any, order_id: UUID, outcome: str) -> None:
@@ -169,7 +162,7 @@ class OrderOutboxRelay:
             (outcome, order_id),
         )
 
-    async def _publish_event(self, row: dict[str, Any]) -> None:
+    def _event_message(self, row: dict[str, Any]) -> OutgoingMessage:
         event = OrderEvent(
             event_id=row["event_uuid"], type=row["type"], order_id=row["order_id"], customer_id=row["customer_id"],
             version=row["version"], occurred_at=row["at"], status=row["to_status"], from_status=row["from_status"],
@@ -179,11 +172,10 @@ class OrderOutboxRelay:
             properties = {"type": event.type, "source": "valerix-orders", "order_id": str(event.order_id)}
             propagate.inject(properties)  # the publish span when tracing is on ...
             properties.setdefault("traceparent", event.traceparent)  # ... else the transition's own context
-            message = OutgoingMessage(
+            return OutgoingMessage(
                 message_id=str(event.event_id), body=event.to_body(),
                 application_properties={k: v for k, v in properties.items() if v},
             )
-            await asyncio.wait_for(self.to.events.send(message), self.send_timeout_s)
 
     async def _send_verify(self, row: dict[str, Any], attempt: int) -> None:
         with self._producer_span(self.to.verify_name, row, "") as span:

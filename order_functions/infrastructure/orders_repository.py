@@ -35,6 +35,7 @@ _ORDER_COLUMNS = (
     "order_id, customer_id, status, reason, items, created_at, updated_at, settled_via, settled_at,"
     " verify_attempts, cancel_requested_at"
 )
+ORDER_COLUMNS = _ORDER_COLUMNS  # for the other repositories of the orders database that read an order
 # The order, its order.placed event and its verify intent: one statement, so all three commit or none does.
 _INSERT_ORDER = (
     "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"

@@ -36,7 +36,7 @@ class World:
 def build_world(cfg: OrderConfig | None = None) -> World:
     store, inventory, bus, events_bus, metrics = FakeStore(), FakeInventory(), FakeBus(), FakeBus(), FakeMetrics()
     outbox = FakeOutbox(store, bus, events_bus)
-    consumed = FakeConsumed()
+    consumed = FakeConsumed(store)
     catalogue = FakeCatalogue(consumed)
     services = wire(
         cfg or config(), orders=store, inventory=inventory, chaos=inventory, bus=bus, outbox=outbox,

@@ -17,6 +17,7 @@ from order_functions.application.ports import (
     ChaosSwitches,
     Created,
     CreateResult,
+    FirstLook,
     InFlight,
     InventoryRefused,
     InventoryUnavailable,
@@ -345,11 +346,23 @@ class FakeCatalogue:
 
 
 class FakeConsumed:
-    def __init__(self) -> None:
+    def __init__(self, store: FakeStore | None = None) -> None:
         self.records: dict[UUID, tuple[str, UUID | None, str]] = {}
+        self.store = store or FakeStore()  # the same database as the orders, as in the real one
 
     async def seen(self, event_id: UUID) -> bool:
         return event_id in self.records
+
+    async def first_look(
+        self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
+    ) -> FirstLook:
+        if event_id in self.records:
+            return FirstLook(seen=True, order=None, recorded=False)
+        order = self.store.orders.get(order_id)
+        if order is not None and order.status in movable_from:
+            return FirstLook(seen=False, order=order, recorded=False)
+        self.records[event_id] = (event_type, order_id, "no-op" if order is not None else "unknown-order")
+        return FirstLook(seen=False, order=order, recorded=True)
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         if event_id in self.records:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,24 @@ counted AS (
             completed_redeliveries = queue_counters.completed_redeliveries + EXCLUDED.completed_redeliveries
 )
 SELECT count(*) AS n FROM done
+"""
+
+# Several settlements of one queue at once (the local host's pump batches them): one statement and one commit, and
+# the queue's counter row is taken once per batch instead of once per message.
+_COMPLETE_MANY = """
+WITH done AS (
+    DELETE FROM localbus.messages
+    WHERE queue_name = %(q)s AND lock_token = ANY(%(tokens)s) AND locked_until > clock_timestamp()
+    RETURNING lock_token, delivery_count
+),
+counted AS (
+    INSERT INTO localbus.queue_counters (queue_name, completed, completed_redeliveries)
+    SELECT %(q)s, count(*), coalesce(sum(greatest(delivery_count - 1, 0)), 0) FROM done HAVING count(*) > 0
+    ON CONFLICT (queue_name) DO UPDATE
+        SET completed = queue_counters.completed + EXCLUDED.completed,
+            completed_redeliveries = queue_counters.completed_redeliveries + EXCLUDED.completed_redeliveries
+)
+SELECT lock_token FROM done
 """
 
 _ABANDON = f"""
@@ -392,6 +410,18 @@ class LocalQueue:
         if row is None or row["n"] == 0:
             raise MessageLockLost(f"lock {lock_token} on queue {self.queue_name} is lost or unknown")
 
+    async def complete_many(self, lock_tokens: Sequence[str]) -> set[str]:
+        """`complete` for several messages in one statement; returns the tokens it completed (the others' locks are
+        lost or unknown, as `MessageLockLost` would have said for each)."""
+        tokens = {str(t): _token(t) for t in lock_tokens}
+        valid = [t for t in tokens.values() if t is not None]
+        if not valid:
+            return set()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_COMPLETE_MANY, {"q": self.queue_name, "tokens": valid})
+            done = {row["lock_token"] for row in await cur.fetchall()}
+        return {text for text, token in tokens.items() if token in done}
+
     async def abandon(self, lock_token: str) -> None:
         """Releases the lock now (redelivered at once); dead-letters it if this was its last allowed delivery."""
         params = {
@@ -485,6 +515,13 @@ class LocalQueue:
         except ValueError:
             raise MessageLockLost(f"lock {lock_token!r} on queue {self.queue_name} is unknown") from None
         return {"q": self.queue_name, "t": token}
+
+
+def _token(lock_token: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(lock_token))
+    except ValueError:
+        return None
 
 
 def _aware(when: datetime | None) -> datetime | None:

@@ -49,6 +49,21 @@ async def ensure_schema(pool: Pool) -> list[int]:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
 
 
+# The record of the event and its notification (if it has one) in one statement: both commit or neither does, and
+# a redelivery only counts itself.
+_APPLY = (
+    "WITH processed AS (INSERT INTO notifications.processed_events (event_id, order_id, type, version)"
+    "   VALUES (%(event_id)s, %(order_id)s, %(type)s, %(version)s) ON CONFLICT (event_id) DO UPDATE"
+    "   SET deliveries = notifications.processed_events.deliveries + 1"
+    "   RETURNING deliveries = 1 AS fresh),"
+    " noted AS (INSERT INTO notifications.notifications"
+    "   (event_id, order_id, customer_id, type, message, occurred_at)"
+    "   SELECT %(event_id)s, %(order_id)s, %(customer_id)s, %(type)s, %(message)s::text, %(occurred_at)s"
+    "   FROM processed WHERE processed.fresh AND %(message)s::text IS NOT NULL RETURNING 1)"
+    " SELECT fresh, (SELECT count(*) FROM noted) AS noted FROM processed"
+)
+
+
 class NotificationStore:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -56,23 +71,13 @@ class NotificationStore:
     async def apply(self, event: OrderEvent) -> bool:
         """Applies the event once: True the first time, False for a redelivery (nothing written again)."""
         text = notification_text(event)
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO notifications.processed_events (event_id, order_id, type, version)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO UPDATE"
-                " SET deliveries = notifications.processed_events.deliveries + 1"
-                " RETURNING deliveries = 1 AS fresh",
-                (event.event_id, event.order_id, event.type, event.version),
-            )
+        params = {"event_id": event.event_id, "order_id": event.order_id, "type": event.type,
+                  "version": event.version, "customer_id": event.customer_id, "message": text,
+                  "occurred_at": event.occurred_at}
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_APPLY, params)
             row = await cur.fetchone()
-            fresh = bool(row and row["fresh"])
-            if fresh and text is not None:
-                await conn.execute(
-                    "INSERT INTO notifications.notifications"
-                    " (event_id, order_id, customer_id, type, message, occurred_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (event.event_id, event.order_id, event.customer_id, event.type, text, event.occurred_at),
-                )
-        return fresh
+        return bool(row and row["fresh"])
 
     async def for_order(self, order_id: UUID, *, customer_id: str | None) -> list[Notification]:
         """The order's notifications; with `customer_id`, only if they are that customer's."""

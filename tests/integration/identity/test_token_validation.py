@@ -215,3 +215,88 @@ def test_the_token_command_prints_a_valid_token_on_its_last_line(issuer: LocalIs
         text=True, timeout=60,
     )
     assert refused.returncode == 2 and "CUSTOMER" in refused.stdout
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def counting_decode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the signature verifications (the real `jwt.decode` still runs)."""
+    calls: list[str] = []
+    real = jwt.decode
+
+    def decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return calls
+
+
+async def test_a_valid_token_is_verified_once_then_remembered(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator = JwtValidator(settings(issuer))
+    verified = counting_decode(monkeypatch)
+    token = issuer.minter.mint("alice", ORDERS_AUDIENCE, roles=("ops",))
+    first = await validator.validate_async(token)
+    first["roles"] = "mallory-was-here"  # a caller's change must not reach the next caller
+    again = [await validator.validate_async(token) for _ in range(3)] + [validator.validate(token)]
+    assert verified == [token]
+    assert all(claims["sub"] == "alice" and claims["roles"] == ["ops"] for claims in again)
+
+
+async def test_a_remembered_token_with_one_byte_changed_is_verified_and_refused(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validator = JwtValidator(settings(issuer))
+    token = issuer.minter.mint("alice", ORDERS_AUDIENCE)
+    await validator.validate_async(token)
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    verified = counting_decode(monkeypatch)
+    with pytest.raises(InvalidToken, match="Signature"):
+        await validator.validate_async(f"{head}.{payload}.{flipped}")
+    with pytest.raises(InvalidToken):  # refused tokens are never remembered: verified again
+        await validator.validate_async(f"{head}.{payload}.{flipped}")
+    assert len(verified) == 2 and len(validator.valid_tokens) == 1
+
+
+async def test_a_remembered_token_is_verified_again_after_its_expiry_and_after_the_jwks_lifetime(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    validator = JwtValidator(settings(issuer, jwks_cache_s=300.0), clock=clock)
+    verified = counting_decode(monkeypatch)
+    now = int(time.time())
+    short = signed(issuer, claims(issuer, exp=now + 120))
+    long = signed(issuer, claims(issuer, exp=now + 3600))
+    for token in (short, long):
+        await validator.validate_async(token)
+    clock.now = now + 119
+    for token in (short, long):
+        await validator.validate_async(token)
+    assert verified == [short, long]  # both still remembered
+    clock.now = now + 121  # past `short`'s exp: verified again (the real clock still accepts it)
+    await validator.validate_async(short)
+    await validator.validate_async(long)
+    assert verified == [short, long, short]
+    clock.now = now + 301  # past the JWKS cache lifetime: `long` too is verified again
+    await validator.validate_async(long)
+    assert verified == [short, long, short, long]
+
+
+def test_the_valid_token_cache_is_bounded(issuer: LocalIssuer) -> None:
+    validator = JwtValidator(settings(issuer, valid_token_cache_size=3))
+    tokens = [issuer.minter.mint(f"user{n}", ORDERS_AUDIENCE) for n in range(5)]
+    for token in tokens:
+        validator.validate(token)
+    assert len(validator.valid_tokens) == 3
+    off = JwtValidator(settings(issuer, valid_token_cache_size=0))
+    off.validate(tokens[0])
+    assert len(off.valid_tokens) == 0
