@@ -138,8 +138,9 @@ async def _catalogue(api_base: str, token: str | None) -> list[str]:
             text = await resp.text()
             last = f"{resp.status} {text[:200]}"
             if resp.status == 200:
-                ids = [str(p["product_id"]) for p in json.loads(text)["products"]]
-                if HOT_PRODUCT in ids:
+                listing = json.loads(text)
+                ids = [str(p["product_id"]) for p in listing["products"]]
+                if HOT_PRODUCT in ids and listing.get("complete", True):  # a copy still being filled may lack some
                     return ids
         await asyncio.sleep(0.5)
     raise RuntimeError(f"GET {api_base}/products never listed {HOT_PRODUCT}: last answer {last}")

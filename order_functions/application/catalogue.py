@@ -1,9 +1,11 @@
 """The catalogue as the Order Service sees it: its own copy (fed by stock.changed events and a periodic full
-refresh), so listing products and checking product ids never wait on a Gremlin-delayed inventory. The inventory is
-asked directly only until the copy has taken its first full listing."""
+refresh), so listing products and checking product ids never wait on a Gremlin-delayed inventory. Only an empty
+copy makes a listing wait for the inventory; a copy that has not yet taken a full listing (stock events bring only the
+products they touch) answers at once, says it is incomplete, and starts a full refresh in the background."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -20,6 +22,7 @@ class CatalogueListing:
     products: list[ProductView]
     as_of: datetime | None  # the newest confirmation of any row; None when the answer came from the inventory
     source: str  # "copy" | "inventory"
+    complete: bool = True  # False: the copy has not yet taken a full listing and may lack products
 
 
 class Catalogue:
@@ -33,25 +36,32 @@ class Catalogue:
         self._ids: frozenset[str] = frozenset()
         self._ask_failed_at = float("-inf")  # when asking the inventory directly last failed
         self._is_listed = False
+        self._background: asyncio.Task[None] | None = None  # a full refresh started by a listing
 
     async def listing(self, timeout_s: float) -> CatalogueListing:
-        """From the copy once it has taken a full listing. Before that (a fresh database, where stock events may have
-        brought a few products) the inventory is asked; if it can't answer, what the copy has is better than nothing,
-        and only an empty copy raises InventoryUnavailable."""
+        """From the copy, at once. Only an empty copy asks the inventory (raising InventoryUnavailable if it can't
+        answer); a copy not yet fully listed is answered as `complete=False` while a full refresh runs."""
         products = await self.store.snapshot()
-        if products and await self._listed():
-            return CatalogueListing(products, _newest(products), "copy")
-        try:
-            listed = await self.inventory.list_products(timeout_s)
-        except InventoryUnavailable as exc:
-            if not products:
-                raise
-            log.warning("catalogue copy not yet fully listed and the inventory did not answer (%s): answering with "
-                        "the %d products the copy has", exc, len(products))
-            return CatalogueListing(products, _newest(products), "copy")
+        if products:
+            complete = await self._listed()
+            if not complete:
+                self._refresh_in_background()
+            return CatalogueListing(products, _newest(products), "copy", complete)
+        listed = await self.inventory.list_products(timeout_s)
         await self.store.apply_listing(listed)
         self._is_listed = True
         return CatalogueListing(listed, None, "inventory")
+
+    def _refresh_in_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.get_running_loop().create_task(self._refresh_quietly(),
+                                                                      name="catalogue-first-listing")
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except Exception as exc:  # the next listing, or the refresh timer, tries again
+            log.warning("catalogue: first full listing failed (%r); the copy stays incomplete for now", exc)
 
     async def _listed(self) -> bool:
         # once listed, always listed (the table is never emptied): ask the database until then only

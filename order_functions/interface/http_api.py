@@ -134,6 +134,7 @@ async def list_products(req: func.HttpRequest) -> func.HttpResponse:
         ],
         "as_of": listing.as_of.isoformat() if listing.as_of else None,
         "source": listing.source,
+        "complete": listing.complete,
     })
 
 

@@ -99,7 +99,8 @@ SCHEMAS: dict[str, Any] = {
     "Products": {
         "type": "object", "required": ["products"],
         "properties": {"products": {"type": "array", "items": {"type": "object", "required": ["product_id"]}},
-                       "as_of": {"type": ["string", "null"]}, "source": {"type": "string"}},
+                       "as_of": {"type": ["string", "null"]}, "source": {"type": "string"},
+                       "complete": {"type": "boolean"}},
     },
     "Health": {
         "type": "object", "required": ["status", "checks"],
