@@ -135,10 +135,10 @@ class Stack:
             await asyncio.to_thread(self.issuer.stop)
 
     async def _inventory_healthy(self) -> bool:
-        return await _http_ok(f"http://127.0.0.1:{self.options.inventory_health_port}/health")
+        return await http_ok(f"http://127.0.0.1:{self.options.inventory_health_port}/health")
 
     async def _functions_healthy(self) -> bool:
-        return await _http_ok(f"{self.api_base}/health")
+        return await http_ok(f"{self.api_base}/health")
 
     def describe(self) -> str:
         lines = [
@@ -188,7 +188,8 @@ def _token_command(issuer: LocalIssuer | None) -> str:
     return f"{prefix}.venv/bin/python -m devstack token"
 
 
-async def _http_ok(url: str) -> bool:
+async def http_ok(url: str) -> bool:
+    """True when `url` answers 200 within 2 s."""
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http, http.get(url) as resp:
             return resp.status == 200

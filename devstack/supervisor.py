@@ -82,10 +82,15 @@ class Supervised:
                 log.error("%s ignored SIGTERM for %.0fs; killing pid %s", self.name, timeout_s, proc.pid)
                 proc.kill()
                 await proc.wait()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_task(self._task)
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancels a background loop and waits until it has ended (its CancelledError is the expected way out)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def python_argv(module: str) -> list[str]:

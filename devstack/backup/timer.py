@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from devstack.backup.points import PointStore
 from devstack.backup.run import upload_pending
+from devstack.supervisor import cancel_task
 from valerix_common.env import env_float
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,8 @@ class SnapshotTimer:
         log.info("backup timer: a restore point every %.1f h in %s", self.every_s / 3600, self.store.dir)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def tick(self) -> None:
         """One round: a restore point, local retention, and the day's upload when one is still due."""

@@ -10,12 +10,13 @@ result carries the CPU seconds every group spent on it. Sampling runs in this pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devstack.supervisor import cancel_task
 
 KIB = 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -179,11 +180,8 @@ class MemorySampler:
         self._task = asyncio.create_task(self._run(), name="bench-memory-sampler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         self.sample()  # a last look, for VmHWM
 
     async def _run(self, max_duration_s: float = 6 * 3600) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from devstack.supervisor import cancel_task
 
 
 class Progress:
@@ -51,11 +52,8 @@ class Progress:
         self._task = asyncio.create_task(self._loop(), name="chaos-progress")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         self._draw()
         if self._line_open:
             self.stream.write("\n")

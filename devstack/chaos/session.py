@@ -22,7 +22,7 @@ from devstack.chaos.invariants import Snapshot
 from devstack.chaos.progress import Progress
 from devstack.chaos.workload import Observations, WorkloadPlan, build_plan, run_workload
 from devstack.identity.settings import ORDERS_AUDIENCE
-from devstack.stack import ROOT, Stack, StackOptions
+from devstack.stack import ROOT, Stack, StackOptions, http_ok
 from devstack.supervisor import Supervised, python_argv, wait_for
 from valerix_common.embedded_pg import free_port
 
@@ -106,7 +106,7 @@ async def start(spec: RunSpec) -> Harness:
                                    ROOT, spec.data_dir / "logs" / "naive.log")
         await harness.naive.start()
         harness.api_base = f"http://127.0.0.1:{port}/api"
-        await wait_for("naive front", lambda: _http_ok(f"{harness.api_base}/health"), timeout_s=60)
+        await wait_for("naive front", lambda: http_ok(f"{harness.api_base}/health"), timeout_s=60)
     harness.bus_pool, harness.bus_queue = make_bus_queue(stack.env["LOCAL_BUS_DATABASE_URL"])
     await harness.bus_pool.open()
     harness.timings["start"] = time.monotonic() - t0
@@ -119,14 +119,6 @@ async def stop(harness: Harness) -> None:
     if harness.naive is not None:
         await harness.naive.stop()
     await harness.stack.stop()
-
-
-async def _http_ok(url: str) -> bool:
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http, http.get(url) as resp:
-            return resp.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
 
 
 async def _catalogue(api_base: str, token: str | None) -> list[str]:
