@@ -59,6 +59,15 @@ def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
     return _fresh_database(pg_server, "ORDERS_DATABASE_URL", "orders")
 
 
+@pytest.fixture
+def own_orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+    """A test's own orders database (and local bus): for modules whose catalogue copy must mirror their own
+    inventory only. They override `orders_db_url` with it."""
+    if pg_server is None:
+        pytest.skip("needs the embedded PostgreSQL server")
+    return pg_server.create_database(f"orders_{uuid.uuid4().hex[:8]}", "orders_svc")
+
+
 @pytest.fixture(scope="session")
 async def inventory(inventory_db_url: str) -> AsyncIterator[InventoryHarness]:
     """A real inventory gRPC server on loopback, in this process, shared by the session."""

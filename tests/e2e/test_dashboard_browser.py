@@ -67,11 +67,9 @@ class Served:
 
 
 @pytest.fixture
-def orders_db_url(pg_server: EmbeddedPostgres | None) -> str:
+def orders_db_url(own_orders_db_url: str) -> str:
     """Its own orders database (and bus): the catalogue copy there then mirrors this module's inventory only."""
-    if pg_server is None:
-        pytest.skip("needs the embedded PostgreSQL server")
-    return pg_server.create_database(f"orders_{uuid.uuid4().hex[:8]}", "orders_svc")
+    return own_orders_db_url
 
 
 @pytest.fixture
