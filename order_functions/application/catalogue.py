@@ -47,9 +47,7 @@ class Catalogue:
             if not complete:
                 self._refresh_in_background()
             return CatalogueListing(products, _newest(products), "copy", complete)
-        listed = await self.inventory.list_products(timeout_s)
-        await self.store.apply_listing(listed)
-        self._is_listed = True
+        listed, _ = await self._take_full_listing(timeout_s)
         return CatalogueListing(listed, None, "inventory")
 
     def _refresh_in_background(self) -> None:
@@ -71,9 +69,7 @@ class Catalogue:
 
     async def refresh(self) -> int:
         """The safety net for lost or late events: the full listing, merged by version. Returns rows updated."""
-        products = await self.inventory.list_products(self.refresh_timeout_s)
-        changed = await self.store.apply_listing(products)
-        self._is_listed = True
+        products, changed = await self._take_full_listing(self.refresh_timeout_s)
         log.info("catalogue refresh: %d products listed, %d rows changed", len(products), changed)
         return changed
 
@@ -95,15 +91,20 @@ class Catalogue:
         if time.monotonic() - self._ask_failed_at < self.min_retry_interval_s:
             return []
         try:
-            products = await self.inventory.list_products(timeout_s)
+            products, _ = await self._take_full_listing(timeout_s)
         except InventoryUnavailable as exc:
             self._ask_failed_at = time.monotonic()
             log.warning("inventory did not answer, not pre-checking product ids %s: %s", sorted(wanted), exc)
             return []
-        await self.store.apply_listing(products)
-        self._is_listed = True
         self._remember(products)
         return sorted(wanted - self._ids)
+
+    async def _take_full_listing(self, timeout_s: float) -> tuple[list[ProductView], int]:
+        """The inventory's whole listing into the copy, which from then on counts as listed; (products, rows)."""
+        products = await self.inventory.list_products(timeout_s)
+        applied = await self.store.apply_listing(products)
+        self._is_listed = True
+        return products, applied
 
     def _remember(self, products: list[ProductView]) -> None:
         self._ids = frozenset(p.product_id for p in products)
