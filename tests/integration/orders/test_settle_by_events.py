@@ -4,6 +4,7 @@ while the Gremlin delays the inventory; shipping; a poison event dead-letters.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -134,6 +135,35 @@ async def test_products_answer_from_the_copy_under_the_gremlin_and_follow_stock_
     status, problem, _ = await evented.checkout([("NO-SUCH-PRODUCT", 1)])
     assert status == 422 or status == 404 or status == 400, problem
     assert "NO-SUCH-PRODUCT" in json.dumps(problem)
+
+
+async def test_a_copy_that_only_heard_stock_events_answers_at_once_as_incomplete_then_lists_in_the_background(
+    evented: OrderHarness,
+) -> None:
+    """A fresh orders database hears a restock before any full listing. Under a 3 s Gremlin the listing does not
+    wait for the inventory: it gives what the copy has, says it is incomplete, and a background listing (with the
+    refresh's longer timeout) completes it."""
+    inventory = evented.inventory
+    product = await inventory.new_product(7)
+    await evented.deliver_events(max_wait_s=2)
+    assert evented.sql("SELECT product_id FROM catalogue") == [(product,)]
+    gremlin(inventory, 3.0)
+    try:
+        status, first, _ = await call("list_products", http_request("GET", "products"))
+        assert status == 200 and first["source"] == "copy" and first["complete"] is False, first
+        assert [p["product_id"] for p in first["products"]] == [product]
+        listing = first
+        for _ in range(100):  # bounded: 10 s for the background listing through the Gremlin
+            await asyncio.sleep(0.1)
+            _, listing, _ = await call("list_products", http_request("GET", "products"))
+            if listing["complete"]:
+                break
+    finally:
+        inventory.running.chaos.update(ChaosSettings())
+    assert listing["complete"] is True and listing["source"] == "copy"
+    truth = sorted(r[0] for r in inventory.sql("SELECT product_id FROM products"))
+    assert sorted(p["product_id"] for p in listing["products"]) == truth and len(truth) > 1
+    assert evented.sql("SELECT count(*) FROM catalogue_listing") == [(1,)]
 
 
 async def test_ship_a_confirmed_order_then_it_cannot_be_cancelled(evented: OrderHarness) -> None:
