@@ -140,6 +140,7 @@ class FunctionsHost:
             QueuePump(fn, local_queue(self._pool, fn.queue_name, self.bus_settings),
                       max_concurrent_calls=self.config.max_concurrent_calls,
                       max_auto_lock_renewal_s=self.config.max_auto_lock_renewal_s,
+                      max_message_batch_size=self.config.max_message_batch_size,
                       poll_interval_s=self.poll_interval_s, track=self._track)
             for fn in local
         ]

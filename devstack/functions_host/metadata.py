@@ -34,6 +34,7 @@ class QueueFunction:
     arg_name: str
     queue_name: str
     connection: str
+    many: bool = False  # cardinality "many": the function takes the received batch as one list
 
 
 @dataclass
@@ -111,7 +112,8 @@ def read_functions(app: func.FunctionApp, host: HostConfig, env: Mapping[str, st
         elif kind == "serviceBusTrigger":
             queue_name = service_bus_entity(trigger, env)
             connection = str(trigger.get("connection") or "ServiceBusConnection")
-            result.queues.append(QueueFunction(name, user_function, arg_name, queue_name, connection))
+            many = str(enum_value(trigger.get("cardinality", "one"))).lower() == "many"
+            result.queues.append(QueueFunction(name, user_function, arg_name, queue_name, connection, many))
         elif kind == "timerTrigger":
             schedule = resolve_app_settings(str(trigger["schedule"]), env)
             TimerSchedule(schedule)  # validate at load, as the host does

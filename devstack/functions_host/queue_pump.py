@@ -1,6 +1,10 @@
 """The message pump of a Service Bus trigger, fed from the local PostgreSQL queue: receive in peek-lock mode, run the
 function with its lock renewed, complete on success, abandon on an exception (redelivery, then dead-letter).
 
+A trigger with cardinality "many" gets what one receive returned (up to maxMessageBatchSize) as one list, one call
+at a time, as the extension's batch listener does: the batch is completed together on success and abandoned
+together when the function raises.
+
 `QueuePump.deliver_once` runs one batch in turn; tests use it to drive messages through this same pump."""
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class QueuePump:
         *,
         max_concurrent_calls: int = 16,
         max_auto_lock_renewal_s: float = 300.0,
+        max_message_batch_size: int = 1000,
         poll_interval_s: float = 0.1,
         track: Track | None = None,
     ) -> None:
@@ -61,12 +66,16 @@ class QueuePump:
         self.queue = queue
         self.max_concurrent_calls = max_concurrent_calls
         self.max_auto_lock_renewal_s = max_auto_lock_renewal_s
+        self.max_message_batch_size = max_message_batch_size
         self.poll_interval_s = poll_interval_s
         self.track = track or (lambda _task: None)  # the host counts in-flight handlers to drain them on stop
         self._completions = CompletionBatcher(queue)  # concurrent handlers' completions share one statement
 
     async def run(self, stopping: asyncio.Event) -> None:
         """One receiver; at most maxConcurrentCalls handlers at a time (the host's message pump)."""
+        if self.fn.many:
+            await self._run_batches(stopping)
+            return
         slots = asyncio.Semaphore(self.max_concurrent_calls)
         backoff = 0.0
         while not stopping.is_set():
@@ -93,6 +102,28 @@ class QueuePump:
                 self.track(task)
                 task.add_done_callback(lambda _t: slots.release())
 
+    async def _run_batches(self, stopping: asyncio.Event) -> None:
+        backoff = 0.0
+        while not stopping.is_set():
+            try:
+                messages = await self.queue.receive_wait(
+                    max_messages=self.max_message_batch_size, max_wait_s=RECEIVE_WAIT_S,
+                    poll_interval_s=self.poll_interval_s,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(2.0, max(0.1, backoff * 2))
+                log.warning("%s: receiving from queue %r failed (%s); retrying in %.1f s",
+                            self.fn.name, self.fn.queue_name, exc, backoff)
+                await asyncio.sleep(backoff)
+                continue
+            backoff = 0.0
+            if messages:
+                task = asyncio.create_task(self.handle_batch(messages), name=f"batch:{self.fn.name}")
+                self.track(task)
+                await asyncio.wait({task})  # stopping cancels this wait, not the batch: the host drains it
+
     async def _acquire(self, slots: asyncio.Semaphore) -> int:
         """Waits for one free slot, then takes every other free one: how many messages to ask for."""
         await slots.acquire()
@@ -103,11 +134,49 @@ class QueuePump:
         return free
 
     async def deliver_once(self, max_messages: int = 20) -> list[Delivery]:
-        """Receives one batch and runs it message by message, each exactly as `run` would."""
-        return [await self.handle(message) for message in await self.queue.receive(max_messages=max_messages)]
+        """Receives one batch and runs it exactly as `run` would: message by message, or as one call (many)."""
+        received = await self.queue.receive(max_messages=max_messages)
+        if self.fn.many:
+            return await self.handle_batch(received) if received else []
+        return [await self.handle(message) for message in received]
+
+    async def handle_batch(self, messages: list[ReceivedMessage]) -> list[Delivery]:
+        renewal = asyncio.create_task(self._renew_locks(messages))
+        invocation_id = str(uuid.uuid4())
+        started = time.monotonic()
+        try:
+            await invoke(self.fn.user_function, {self.fn.arg_name: [to_service_bus_message(m) for m in messages]})
+        except asyncio.CancelledError:
+            renewal.cancel()
+            await asyncio.shield(asyncio.gather(*(self._abandon(m) for m in messages)))
+            raise
+        except Exception as exc:
+            renewal.cancel()
+            ids = ", ".join(f"{m.message_id} (delivery {m.delivery_count})" for m in messages)
+            log_failed(self.fn.name, invocation_id, started, exc,
+                       f" batch of {len(messages)}: {ids}; abandoning the batch")
+            return [Delivery(m.message_id, await self._abandon(m), exc) for m in messages]
+        renewal.cancel()
+        try:
+            done = await self.queue.complete_many([m.lock_token for m in messages])
+        except Exception:
+            log.exception("%s: completing a batch of %d failed; its messages return when their locks expire",
+                          self.fn.name, len(messages))
+            return [Delivery(m.message_id, Outcome.UNSETTLED) for m in messages]
+        deliveries = []
+        for m in messages:
+            if m.lock_token in done:
+                deliveries.append(Delivery(m.message_id, Outcome.COMPLETED))
+                continue
+            log.warning("%s: lock lost before completing message %s (delivery %d); it will be delivered again",
+                        self.fn.name, m.message_id, m.delivery_count)
+            deliveries.append(Delivery(m.message_id, Outcome.LOCK_LOST))
+        if log.isEnabledFor(logging.DEBUG):
+            log_succeeded(self.fn.name, invocation_id, started, f" batch of {len(messages)}", logging.DEBUG)
+        return deliveries
 
     async def handle(self, message: ReceivedMessage) -> Delivery:
-        renewal = asyncio.create_task(self._renew_lock(message))
+        renewal = asyncio.create_task(self._renew_locks([message]))
         invocation_id = str(uuid.uuid4())
         started = time.monotonic()
         try:
@@ -157,20 +226,23 @@ class QueuePump:
             return Outcome.LOCK_LOST
         return Outcome.COMPLETED
 
-    async def _renew_lock(self, message: ReceivedMessage) -> None:
+    async def _renew_locks(self, messages: list[ReceivedMessage]) -> None:
         from order_functions.infrastructure.messaging import MessageLockLost
 
         until = time.monotonic() + self.max_auto_lock_renewal_s
         interval = max(0.05, self.queue.lock_duration_s / 2)
-        while time.monotonic() + interval < until:
+        held = list(messages)
+        while held and time.monotonic() + interval < until:
             await asyncio.sleep(interval)
-            try:
-                await self.queue.renew_lock(message.lock_token)
-            except MessageLockLost:
-                log.warning("%s: lock of message %s lost while running", self.fn.name, message.message_id)
-                return
-            except Exception as exc:
-                log.warning("%s: renewing the lock of message %s failed: %s", self.fn.name, message.message_id, exc)
+            for message in list(held):
+                try:
+                    await self.queue.renew_lock(message.lock_token)
+                except MessageLockLost:
+                    log.warning("%s: lock of message %s lost while running", self.fn.name, message.message_id)
+                    held.remove(message)
+                except Exception as exc:
+                    log.warning("%s: renewing the lock of message %s failed: %s",
+                                self.fn.name, message.message_id, exc)
 
 
 def _release(slots: asyncio.Semaphore, count: int) -> None:

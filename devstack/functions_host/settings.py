@@ -39,6 +39,7 @@ class HostConfig:
     route_prefix: str = "api"
     max_concurrent_calls: int = 16
     max_auto_lock_renewal_s: float = 300.0
+    max_message_batch_size: int = 1000  # the v5 extension's default: messages per call of a cardinality-many trigger
 
     @classmethod
     def from_host_json(cls, path: Path | None) -> HostConfig:
@@ -57,6 +58,7 @@ class HostConfig:
             max_auto_lock_renewal_s=parse_timespan(
                 bus.get("maxAutoLockRenewalDuration", handler.get("maxAutoRenewDuration")), 300.0
             ),
+            max_message_batch_size=max(1, int(bus.get("maxMessageBatchSize", 1000))),
         )
 
 

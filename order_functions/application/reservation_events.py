@@ -11,6 +11,7 @@ because the transition itself is conditional (a second `pending -> confirmed` do
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -49,6 +50,10 @@ class ApplyReservationEvent:
         self.transitions = transitions
         self.catalogue = catalogue
         self.consumed = consumed
+
+    async def batch(self, events: Sequence[ReservationEvent]) -> list[EventHandled]:
+        """A trigger's batch, in the order received (an order's events keep their order)."""
+        return [await self(event) for event in events]
 
     async def __call__(self, event: ReservationEvent) -> EventHandled:
         if isinstance(event, StockChanged):

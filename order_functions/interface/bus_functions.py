@@ -15,7 +15,8 @@ from opentelemetry import context, propagate, trace
 from order_functions.application.verify_queue import parse_verify_body
 from order_functions.bootstrap import get_services
 from order_functions.config import RESERVATION_EVENTS_SUBSCRIPTION, RESERVATION_EVENTS_TOPIC, VERIFY_QUEUE
-from order_functions.domain.reservation_events import PoisonEvent, parse_reservation_event
+from order_functions.domain.reservation_events import PoisonEvent, ReservationEvent, parse_reservation_event
+from order_functions.interface.batch_spans import batch_consumer_span
 from valerix_common.env import env_str
 
 log = logging.getLogger(__name__)
@@ -85,31 +86,39 @@ async def reconcile_orders(timer: func.TimerRequest) -> None:
         span.set_attribute("valerix.cancelled", report.cancelled)
 
 
-@bp.service_bus_topic_trigger(arg_name="msg", topic_name=RESERVATION_EVENTS_TOPIC,
-                              subscription_name=RESERVATION_EVENTS_SUBSCRIPTION, connection="ServiceBusConnection")
-async def reservation_events(msg: func.ServiceBusMessage) -> None:
-    """Settles the order the moment the inventory's decision arrives; stock changes feed the catalogue copy."""
-    try:
-        event = parse_reservation_event(msg.get_body())
-    except PoisonEvent as exc:
-        # raise, not drop: after the subscription's max delivery count the bus dead-letters it for an operator
-        log.error("reservation event %s is unreadable (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
-        raise
-    sent_from = propagate.extract(_carrier(msg.application_properties))
-    attributes: dict[str, Any] = {
-        "messaging.system": "servicebus",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": f"{RESERVATION_EVENTS_TOPIC}/{RESERVATION_EVENTS_SUBSCRIPTION}",
-        "messaging.message.id": msg.message_id or "",
-        "valerix.event_type": event.event_type,
-    }
-    with tracer.start_as_current_span(f"servicebus process {RESERVATION_EVENTS_TOPIC}", context=sent_from,
-                                      kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
-        handled = await (await get_services()).reservation_event(event)
-        span.set_attribute("valerix.effect", handled.effect)
-        if handled.order is not None:
-            span.set_attribute("valerix.order_id", str(handled.order.order_id))
-            span.set_attribute("valerix.order_status", handled.order.status.value)
+@bp.service_bus_topic_trigger(arg_name="msgs", topic_name=RESERVATION_EVENTS_TOPIC,
+                              subscription_name=RESERVATION_EVENTS_SUBSCRIPTION, connection="ServiceBusConnection",
+                              cardinality=func.Cardinality.MANY)
+async def reservation_events(msgs: list[func.ServiceBusMessage]) -> None:
+    """Settles orders the moment the inventory's decisions arrive; stock changes feed the catalogue copy. A batch per
+    call, in the order received. An unreadable message is raised after the others are handled: the batch is abandoned
+    (the handled ones come back as duplicates, recognised by their event ids) and the unreadable one is dead-lettered
+    after the subscription's max delivery count, for an operator."""
+    events: list[ReservationEvent] = []
+    carriers: list[dict[str, str]] = []
+    poison: list[str] = []
+    for msg in msgs:
+        try:
+            events.append(parse_reservation_event(msg.get_body()))
+            carriers.append(_carrier(msg.application_properties))
+        except PoisonEvent as exc:
+            log.error("reservation event %s is unreadable (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
+            poison.append(f"message {msg.message_id}: {exc}")
+    if events:
+        destination = f"{RESERVATION_EVENTS_TOPIC}/{RESERVATION_EVENTS_SUBSCRIPTION}"
+        with batch_consumer_span(tracer, RESERVATION_EVENTS_TOPIC, destination, carriers) as span:
+            effects = await (await get_services()).reservation_event.batch(events)
+            if len(events) == 1:
+                handled = effects[0]
+                span.set_attribute("valerix.event_type", events[0].event_type)
+                span.set_attribute("valerix.effect", handled.effect)
+                if handled.order is not None:
+                    span.set_attribute("valerix.order_id", str(handled.order.order_id))
+                    span.set_attribute("valerix.order_status", handled.order.status.value)
+            else:
+                span.set_attribute("valerix.applied", sum(1 for h in effects if h.effect == "applied"))
+    if poison:
+        raise PoisonEvent("; ".join(poison))
 
 
 @bp.timer_trigger(schedule=CATALOGUE_REFRESH_SCHEDULE, arg_name="timer", run_on_startup=False)

@@ -7,12 +7,13 @@ import logging
 from uuid import UUID
 
 import azure.functions as func
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from order_functions.addons.notifications.access import listed_customer, order_reader
 from order_functions.addons.notifications.service import get_store
-from order_functions.contracts.order_events import ORDER_EVENTS_TOPIC, MalformedEvent, parse_event
+from order_functions.contracts.order_events import ORDER_EVENTS_TOPIC, MalformedEvent, OrderEvent, parse_event
 from order_functions.interface.auth import bearer_auth, caller
+from order_functions.interface.batch_spans import batch_consumer_span
 from order_functions.interface.http_support import api, json_response
 from order_functions.interface.problems import Problem
 
@@ -30,25 +31,33 @@ class PoisonEvent(Exception):
     max delivery count (the Service Bus trigger's only dead-letter path outside C#)."""
 
 
-@bp.service_bus_topic_trigger(arg_name="msg", topic_name=ORDER_EVENTS_TOPIC, subscription_name=SUBSCRIPTION,
-                              connection="ServiceBusConnection")
-async def notify_customer(msg: func.ServiceBusMessage) -> None:
-    try:
-        event = parse_event(msg.get_body())
-    except MalformedEvent as exc:
-        log.error("notifications: poison message %s (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
-        raise PoisonEvent(f"message {msg.message_id}: {exc}") from exc
-    parent = propagate.extract({"traceparent": event.traceparent, "tracestate": event.tracestate})
-    with tracer.start_as_current_span(
-        f"servicebus process {ORDER_EVENTS_TOPIC}", context=parent, kind=trace.SpanKind.CONSUMER,
-        attributes={"messaging.system": "servicebus", "messaging.destination.name": ORDER_EVENTS_TOPIC,
-                    "messaging.message.id": msg.message_id or "", "valerix.order_id": str(event.order_id),
-                    "valerix.event_type": event.type},
-    ) as span:
-        fresh = await (await get_store()).apply(event)
-        span.set_attribute("valerix.duplicate", not fresh)
-        if not fresh:
-            log.info("notifications: event %s delivered again; already applied", event.event_id)
+@bp.service_bus_topic_trigger(arg_name="msgs", topic_name=ORDER_EVENTS_TOPIC, subscription_name=SUBSCRIPTION,
+                              connection="ServiceBusConnection", cardinality=func.Cardinality.MANY)
+async def notify_customer(msgs: list[func.ServiceBusMessage]) -> None:
+    """A batch per call, applied in one statement. An unreadable message is raised after the readable ones are
+    applied: the batch is abandoned, its applied events come back as duplicates (recognised, nothing written again),
+    and the unreadable one is dead-lettered after the subscription's max delivery count."""
+    events: list[OrderEvent] = []
+    poison: list[str] = []
+    for msg in msgs:
+        try:
+            events.append(parse_event(msg.get_body()))
+        except MalformedEvent as exc:
+            log.error("notifications: poison message %s (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
+            poison.append(f"message {msg.message_id}: {exc}")
+    if events:
+        carriers = [{"traceparent": e.traceparent, "tracestate": e.tracestate} for e in events]
+        with batch_consumer_span(tracer, ORDER_EVENTS_TOPIC, ORDER_EVENTS_TOPIC, carriers) as span:
+            if len(events) == 1:
+                span.set_attribute("valerix.order_id", str(events[0].order_id))
+                span.set_attribute("valerix.event_type", events[0].type)
+            fresh = await (await get_store()).apply_many(events)
+            again = [str(e.event_id) for e, f in zip(events, fresh, strict=True) if not f]
+            span.set_attribute("valerix.duplicates", len(again))
+            if again:
+                log.info("notifications: events %s delivered again; already applied", ", ".join(again))
+    if poison:
+        raise PoisonEvent("; ".join(poison))
 
 
 @bp.route(route="orders/{order_id}/notifications", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

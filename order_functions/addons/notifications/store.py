@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,18 +50,22 @@ async def ensure_schema(pool: Pool) -> list[int]:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
 
 
-# The record of the event and its notification (if it has one) in one statement: both commit or neither does, and
-# a redelivery only counts itself.
-_APPLY = (
-    "WITH processed AS (INSERT INTO notifications.processed_events (event_id, order_id, type, version)"
-    "   VALUES (%(event_id)s, %(order_id)s, %(type)s, %(version)s) ON CONFLICT (event_id) DO UPDATE"
+# The records of a batch of events and their notifications (for those that have one) in one statement: each event's
+# record and notification commit together or not at all, and a redelivery only counts itself.
+_APPLY_MANY = (
+    "WITH input AS (SELECT * FROM unnest(%(event_ids)s::uuid[], %(order_ids)s::uuid[], %(types)s::text[],"
+    "   %(versions)s::int[], %(customers)s::text[], %(messages)s::text[], %(ats)s::timestamptz[])"
+    "   AS i(event_id, order_id, type, version, customer_id, message, occurred_at)),"
+    " processed AS (INSERT INTO notifications.processed_events (event_id, order_id, type, version)"
+    "   SELECT event_id, order_id, type, version FROM input ON CONFLICT (event_id) DO UPDATE"
     "   SET deliveries = notifications.processed_events.deliveries + 1"
-    "   RETURNING deliveries = 1 AS fresh),"
+    "   RETURNING event_id, deliveries = 1 AS fresh),"
     " noted AS (INSERT INTO notifications.notifications"
     "   (event_id, order_id, customer_id, type, message, occurred_at)"
-    "   SELECT %(event_id)s, %(order_id)s, %(customer_id)s, %(type)s, %(message)s::text, %(occurred_at)s"
-    "   FROM processed WHERE processed.fresh AND %(message)s::text IS NOT NULL RETURNING 1)"
-    " SELECT fresh, (SELECT count(*) FROM noted) AS noted FROM processed"
+    "   SELECT i.event_id, i.order_id, i.customer_id, i.type, i.message, i.occurred_at"
+    "   FROM input i JOIN processed p ON p.event_id = i.event_id"
+    "   WHERE p.fresh AND i.message IS NOT NULL RETURNING 1)"
+    " SELECT event_id, fresh, (SELECT count(*) FROM noted) AS noted FROM processed"
 )
 
 
@@ -70,14 +75,26 @@ class NotificationStore:
 
     async def apply(self, event: OrderEvent) -> bool:
         """Applies the event once: True the first time, False for a redelivery (nothing written again)."""
-        text = notification_text(event)
-        params = {"event_id": event.event_id, "order_id": event.order_id, "type": event.type,
-                  "version": event.version, "customer_id": event.customer_id, "message": text,
-                  "occurred_at": event.occurred_at}
+        return (await self.apply_many([event]))[0]
+
+    async def apply_many(self, events: Sequence[OrderEvent]) -> list[bool]:
+        """`apply` for a batch in one statement; one flag per event, in order. An event id twice in the batch (two
+        messages of one event) is applied once: its later copies are redeliveries."""
+        first_copies: dict[UUID, OrderEvent] = {}
+        for event in events:
+            first_copies.setdefault(event.event_id, event)
+        unique = list(first_copies.values())
+        if not unique:
+            return []
+        texts = [notification_text(e) for e in unique]
+        params = {"event_ids": [e.event_id for e in unique], "order_ids": [e.order_id for e in unique],
+                  "types": [e.type for e in unique], "versions": [e.version for e in unique],
+                  "customers": [e.customer_id for e in unique], "messages": texts,
+                  "ats": [e.occurred_at for e in unique]}
         async with self.pool.connection() as conn:
-            cur = await conn.execute(_APPLY, params)
-            row = await cur.fetchone()
-        return bool(row and row["fresh"])
+            cur = await conn.execute(_APPLY_MANY, params)
+            fresh = {row["event_id"]: bool(row["fresh"]) for row in await cur.fetchall()}
+        return [fresh.get(e.event_id, False) and first_copies[e.event_id] is e for e in events]
 
     async def for_order(self, order_id: UUID, *, customer_id: str | None) -> list[Notification]:
         """The order's notifications; with `customer_id`, only if they are that customer's."""

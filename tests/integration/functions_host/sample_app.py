@@ -13,6 +13,7 @@ import azure.functions as func
 processed: list[str] = []  # message ids completed by the trigger
 attempts: list[tuple[str, int]] = []  # (message id, delivery count) of every delivery
 deliveries: dict[str, func.ServiceBusMessage] = {}  # last delivery of each message id
+batches: list[list[tuple[str, int]]] = []  # (message id, delivery count) of every call of the batch trigger
 timer_calls: list[bool] = []  # past_due of every tick
 timer_state = {"active": 0, "max_active": 0}
 slow_timer_calls: list[float] = []
@@ -66,6 +67,14 @@ def build_app() -> func.FunctionApp:
         if b"slow" in body:
             await asyncio.sleep(2.2)  # longer than the test's lock duration: the runner must renew the lock
         processed.append(str(msg.message_id))
+
+    @app.service_bus_queue_trigger(arg_name="msgs", queue_name="batch-events", connection="ServiceBusConnection",
+                                   cardinality=func.Cardinality.MANY)
+    async def batch_events(msgs: list[func.ServiceBusMessage]) -> None:
+        batches.append([(str(m.message_id), int(m.delivery_count or 0)) for m in msgs])
+        failing = [str(m.message_id) for m in msgs if b"fail" in m.get_body()]
+        if failing:
+            raise RuntimeError(f"failing on purpose: {failing}")
 
     @app.timer_trigger(schedule="*/1 * * * * *", arg_name="timer", run_on_startup=False)
     async def tick(timer: func.TimerRequest) -> None:

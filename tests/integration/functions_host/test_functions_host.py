@@ -217,6 +217,7 @@ async def test_start_up_listing(host: FunctionsHost) -> None:
     assert f"boom: [GET,POST,PUT,DELETE,PATCH,HEAD,OPTIONS] http://localhost:{port}/api/boom" in listing
     assert "authLevel=function, not enforced locally" in listing
     assert "verify_order: serviceBusTrigger (queue 'verify-order'" in listing
+    assert "batch_events: serviceBusTrigger (queue 'batch-events'" in listing
     assert "tick: timerTrigger (*/1 * * * * *)" in listing
     assert "slow_tick: timerTrigger (*/1 * * * * *)" in listing  # %FH_SLOW_SCHEDULE% resolved
 
@@ -289,6 +290,60 @@ async def test_failing_message_is_abandoned_redelivered_then_dead_lettered(
     assert len(failures) == 3
     assert all("abandoning" in f and "failing on purpose" in f for f in failures)
     assert "delivery_count=3" in failures[-1]
+
+
+async def test_a_batch_trigger_gets_lists_and_every_message_is_completed(bus_url: str, host: FunctionsHost) -> None:
+    pool = make_pool(bus_url, name="fh-test-batch", min_size=1, max_size=2, mode="password")
+    await pool.open(wait=True)
+    try:
+        sender = LocalQueue(pool, "batch-events", lock_duration_s=LOCK_DURATION_S,
+                            max_delivery_count=MAX_DELIVERY_COUNT)
+        ids = [f"b-{uuid.uuid4()}" for _ in range(8)]
+        for message_id in ids:
+            await sender.send(OutgoingMessage(message_id=message_id, body=b"{}"))
+
+        def seen() -> list[str]:
+            return [m for batch in sample_app.batches for m, _ in batch]
+
+        await wait_until(lambda: set(ids) <= set(seen()), 5.0, "every message handed to the batch trigger")
+
+        async def settled() -> bool:
+            return (await sender.stats())["active"] == 0
+
+        await wait_until(settled, 5.0, "the batches completed")
+        assert sorted(m for m in seen() if m in ids) == sorted(ids)  # each once: completed, not redelivered
+        assert all(n == 1 for batch in sample_app.batches for m, n in batch if m in ids)
+    finally:
+        await pool.close()
+
+
+async def test_a_failing_batch_is_abandoned_together_and_its_messages_return(bus_url: str) -> None:
+    from devstack.functions_host.metadata import QueueFunction, read_functions
+    from devstack.functions_host.queue_pump import Outcome, QueuePump
+
+    functions = read_functions(sample_app.build_app(), HostConfig(), _env())
+    [fn] = [f for f in functions.queues if f.name == "batch_events"]
+    assert not [f for f in functions.queues if f.name == "verify_order"][0].many
+    assert fn.many
+    pool = make_pool(bus_url, name="fh-test-batch-fail", min_size=1, max_size=2, mode="password")
+    await pool.open(wait=True)
+    try:
+        q = LocalQueue(pool, f"batch-direct-{uuid.uuid4().hex[:8]}", max_delivery_count=2)
+        pump = QueuePump(QueueFunction(fn.name, fn.user_function, fn.arg_name, q.queue_name, fn.connection, True), q)
+        good, bad = f"good-{uuid.uuid4()}", f"bad-{uuid.uuid4()}"
+        await q.send(OutgoingMessage(message_id=good, body=b"{}"))
+        await q.send(OutgoingMessage(message_id=bad, body=b"fail"))
+        first = await pump.deliver_once(max_messages=10)
+        assert [(d.message_id, d.outcome) for d in first] == [(good, Outcome.ABANDONED), (bad, Outcome.ABANDONED)]
+        assert all(isinstance(d.error, RuntimeError) for d in first)
+        assert sample_app.batches[-1] == [(good, 1), (bad, 1)]  # one call with both
+        second = await pump.deliver_once(max_messages=10)  # their last allowed delivery: both dead-lettered
+        assert sample_app.batches[-1] == [(good, 2), (bad, 2)]
+        assert {d.message_id for d in second} == {good, bad}
+        assert sorted(d["message_id"] for d in await q.dead_letters()) == sorted([good, bad])
+        assert await pump.deliver_once() == []
+    finally:
+        await pool.close()
 
 
 async def test_long_running_handler_keeps_its_lock(queue: LocalQueue) -> None:
@@ -384,19 +439,20 @@ def test_get_functions_is_read_once_per_app() -> None:
 
 
 def test_host_json_settings(tmp_path: Path) -> None:
-    assert HostConfig.from_host_json(None) == HostConfig("api", 16, 300.0)
+    assert HostConfig.from_host_json(None) == HostConfig("api", 16, 300.0, 1000)
     path = tmp_path / "host.json"
     path.write_text(
         json.dumps(
             {
                 "extensions": {
                     "http": {"routePrefix": ""},
-                    "serviceBus": {"maxConcurrentCalls": 2, "maxAutoLockRenewalDuration": "1.00:00:30"},
+                    "serviceBus": {"maxConcurrentCalls": 2, "maxAutoLockRenewalDuration": "1.00:00:30",
+                                   "maxMessageBatchSize": 7},
                 }
             }
         )
     )
-    assert HostConfig.from_host_json(path) == HostConfig("", 2, 86430.0)
+    assert HostConfig.from_host_json(path) == HostConfig("", 2, 86430.0, 7)
     assert HostConfig.from_host_json(REPO_ROOT / "host.json").route_prefix == "api"
 
 

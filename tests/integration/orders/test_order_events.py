@@ -40,8 +40,8 @@ async def deliver_events(orders: OrderHarness, *, twice: bool = False) -> list[d
             break
         for message in batch:
             if twice:
-                await FUNCTIONS["notify_customer"](to_service_bus_message(message))
-            await FUNCTIONS["notify_customer"](to_service_bus_message(message))
+                await FUNCTIONS["notify_customer"]([to_service_bus_message(message)])
+            await FUNCTIONS["notify_customer"]([to_service_bus_message(message)])
             await queue.complete(message.lock_token)
             bodies.append(json.loads(message.body))
     return bodies
@@ -134,7 +134,7 @@ async def test_a_poison_event_dead_letters_and_changes_nothing(orders: OrderHarn
         batch = await queue.receive(max_messages=10)
         for message in batch:
             with pytest.raises(PoisonEvent):
-                await FUNCTIONS["notify_customer"](to_service_bus_message(message))
+                await FUNCTIONS["notify_customer"]([to_service_bus_message(message)])
             await queue.abandon(message.lock_token)
     [dead] = [d for d in await queue.dead_letters() if d["message_id"] == "poison-1"]
     assert dead["reason"] == "MaxDeliveryCountExceeded"
@@ -183,3 +183,41 @@ async def test_the_process_relays_by_itself_a_202_is_handed_on_a_settled_order_s
         assert await _outcome_when_done(orders, confirmed["order_id"]) == "skipped"
         queue = await orders.queue()
         assert f"verify-{pending['order_id']}" in [m.message_id for m in await queue.receive(max_messages=20)]
+
+
+async def test_a_batch_is_applied_in_one_call_and_a_poison_message_in_it_fails_only_after_the_others(
+    orders: OrderHarness,
+) -> None:
+    """The trigger takes batches: every readable event of the batch is applied once (a second copy of one inside the
+    same batch too), then the unreadable one makes the call fail, so the batch is abandoned and comes back; the
+    second time its applied events are recognised as duplicates and nothing is written twice."""
+    product = await orders.inventory.new_product(5)
+    placed = [await orders.checkout([(product, 1)], customer="c-batch") for _ in range(2)]
+    assert [status for status, _, _ in placed] == [201, 201]
+    await orders.relay_outbox(wait_due_s=0)
+    resources = await orders.resources()
+    poison_id = f"poison-{uuid.uuid4()}"
+    await resources.events_bus.send(OutgoingMessage(message_id=poison_id, body=b'{"type": "order.confirmed"}'))
+    queue = await subscription(orders)
+    received = []
+    for _ in range(20):  # bounded; the subscription also holds earlier tests' events (shared database)
+        got = await queue.receive(max_messages=100)
+        if not got:
+            break
+        received += got
+    ids = {body["order_id"] for _, body, _ in placed}
+    ours = [m for m in received if json.loads(m.body).get("order_id") in ids]
+    [poison] = [m for m in received if m.message_id == poison_id]
+    assert len(ours) == 4  # placed + confirmed, for each order
+    batch = [to_service_bus_message(m) for m in [*ours, ours[1], poison]]
+    for _ in range(2):  # the first delivery and its redelivery after the abandon
+        with pytest.raises(PoisonEvent):
+            await FUNCTIONS["notify_customer"](batch)
+    for order_id in ids:
+        assert [n["type"] for n in await notifications(order_id)] == ["order.confirmed"]
+    deliveries = orders.sql(
+        "SELECT deliveries FROM notifications.processed_events WHERE order_id = ANY(%s)", [uuid.UUID(i) for i in ids]
+    )
+    assert sorted(d for (d,) in deliveries) == [2, 2, 2, 2]  # each event applied once, then seen once again
+    for m in received:
+        await queue.complete(m.lock_token)
