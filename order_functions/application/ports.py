@@ -12,7 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
-from order_functions.domain.reservation_events import StockLevel
+from order_functions.domain.reservation_events import StockChanged, StockLevel
 from order_functions.domain.validation import CheckoutRequest
 
 # the bus message is shared with the inventory's relay (transport-free: no Azure, no PostgreSQL)
@@ -209,6 +209,10 @@ class CatalogueStore(Protocol):
         """Upserts stock levels from an event and records the event as consumed, in one transaction; returns how
         many rows moved to a newer version, or None when the event had been consumed already (nothing changed)."""
 
+    async def apply_levels_many(self, events: Sequence[StockChanged]) -> list[bool | None]:
+        """`apply_levels` for several events (each id once) in one transaction: per event, None for one consumed
+        already, else whether it brought a figure newer than the copy held."""
+
     async def apply_listing(self, products: list[ProductView]) -> int:
         """A full refresh: names and prices always, stock where the listing is not older than the copy."""
 
@@ -228,6 +232,16 @@ class FirstLook:
     recorded: bool
 
 
+@dataclass(frozen=True)
+class DecisionLook:
+    """One decision event to look at: the states its target can be reached from."""
+
+    event_id: UUID
+    event_type: str
+    order_id: UUID
+    movable_from: tuple[OrderStatus, ...]
+
+
 class ConsumedEvents(Protocol):
     """Which reservation events this service has already handled (at-least-once delivery)."""
 
@@ -240,6 +254,9 @@ class ConsumedEvents(Protocol):
         missing or not in `movable_from` (the event cannot move it), the event recorded as handled (`no-op` or
         `unknown-order`). `recorded` is False when it was seen, when the order can still move, or when a concurrent
         delivery recorded it first."""
+
+    async def first_looks(self, looks: Sequence[DecisionLook]) -> list[FirstLook]:
+        """`first_look` for several events in one step, in order; each event, and each order, at most once."""
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         """False when another delivery recorded it first."""

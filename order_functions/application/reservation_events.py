@@ -18,6 +18,8 @@ from uuid import UUID
 from order_functions.application.ports import (
     CatalogueStore,
     ConsumedEvents,
+    DecisionLook,
+    FirstLook,
     OrderStore,
     ReservationOutcome,
     ReservationStatus,
@@ -52,17 +54,39 @@ class ApplyReservationEvent:
         self.consumed = consumed
 
     async def batch(self, events: Sequence[ReservationEvent]) -> list[EventHandled]:
-        """A trigger's batch, in the order received (an order's events keep their order)."""
-        return [await self(event) for event in events]
+        """A trigger's batch: its stock changes in one statement, the first decision of each order in one look,
+        then the rest one by one in the order received (a second event of one order, or a second copy of one
+        event, sees what the first did)."""
+        handled: dict[int, EventHandled] = {}
+        ids: set[UUID] = set()
+        orders: set[UUID] = set()
+        stock: list[tuple[int, StockChanged]] = []
+        decisions: list[tuple[int, ReservationDecision]] = []
+        for n, event in enumerate(events):
+            first_copy = event.event_id not in ids
+            ids.add(event.event_id)
+            if first_copy and isinstance(event, StockChanged):
+                stock.append((n, event))
+            elif first_copy and isinstance(event, ReservationDecision) and event.order_id not in orders:
+                orders.add(event.order_id)
+                decisions.append((n, event))
+        if stock:
+            effects = await self.catalogue.apply_levels_many([e for _, e in stock])
+            handled.update({n: _stock_handled(e, f) for (n, e), f in zip(stock, effects, strict=True)})
+        if decisions:
+            looks = await self.consumed.first_looks([_look(e) for _, e in decisions])
+            for (n, e), look in zip(decisions, looks, strict=True):
+                handled[n] = await self._after_look(e, look)
+        for n, event in enumerate(events):
+            if n not in handled:
+                handled[n] = await self(event)
+        return [handled[n] for n in range(len(events))]
 
     async def __call__(self, event: ReservationEvent) -> EventHandled:
         if isinstance(event, StockChanged):
             # the copy and the record of the event commit together: a redelivery finds the record and stops
-            moved = await self.catalogue.apply_levels(event.event_id, event.event_type, event.products)
-            if moved is None:
-                log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
-                return EventHandled("duplicate")
-            return EventHandled(APPLIED if moved else NO_OP)
+            [effect] = await self.catalogue.apply_levels_many([event])
+            return _stock_handled(event, effect)
         if isinstance(event, ReservationDecision):
             return await self._decision(event)
         if await self.consumed.seen(event.event_id):
@@ -80,8 +104,11 @@ class ApplyReservationEvent:
     async def _decision(self, event: ReservationDecision) -> EventHandled:
         """One look settles the common cases (a redelivery; an order the HTTP reply already settled, recorded as
         handled in that same statement); only an order the event can still move takes the transition."""
+        [look] = await self.consumed.first_looks([_look(event)])
+        return await self._after_look(event, look)
+
+    async def _after_look(self, event: ReservationDecision, look: FirstLook) -> EventHandled:
         target, reason = _target(event)
-        look = await self.consumed.first_look(event.event_id, event.event_type, event.order_id, sources_for(target))
         if look.seen:
             log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
             return EventHandled("duplicate")
@@ -107,6 +134,17 @@ class ApplyReservationEvent:
             after = await self.transitions.move(order, target, SettledVia.RESERVATION_EVENT, reason)
         # applied: the order reached the event's state while this delivery handled it (the seam decided the race)
         return EventHandled(APPLIED if after.status is target else NO_OP, after)
+
+
+def _stock_handled(event: ReservationEvent, effect: bool | None) -> EventHandled:
+    if effect is None:
+        log.info("reservation event %s (%s) already handled", event.event_id, event.event_type)
+        return EventHandled("duplicate")
+    return EventHandled(APPLIED if effect else NO_OP)
+
+
+def _look(event: ReservationDecision) -> DecisionLook:
+    return DecisionLook(event.event_id, event.event_type, event.order_id, sources_for(_target(event)[0]))
 
 
 def _target(event: ReservationDecision) -> tuple[OrderStatus, str]:

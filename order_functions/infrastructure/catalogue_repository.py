@@ -2,35 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
-from order_functions.application.ports import FirstLook, ProductView
+from order_functions.application.ports import DecisionLook, FirstLook, ProductView
 from order_functions.domain.models import OrderStatus
-from order_functions.domain.reservation_events import StockLevel
+from order_functions.domain.reservation_events import StockChanged, StockLevel
 from order_functions.infrastructure.orders_repository import ORDER_COLUMNS, connection, order_from_row
 from valerix_common.db import Pool
 
-# One stock event in one statement: the record of the event (nothing else happens when it is a redelivery) and the
-# levels, which move only to a newer version, upserted in product-id order (one lock order: no deadlocks). A new
-# product from an event has no price until the next refresh. The effect is read from the copy as the statement
-# found it; the upsert's own WHERE still decides what moves.
+# Stock events in one statement: the record of each event (nothing else happens for a redelivery) and the levels of
+# the fresh ones, which move only to a newer version, upserted in product-id order (one lock order: no deadlocks),
+# one row per product (its newest figures in the batch; the newest non-empty name). A new product from an event has
+# no price until the next refresh. An event's effect is what applying the events one by one would record: `applied`
+# when one of its figures is newer than the copy as the statement found it and than the same product's figures in
+# the batch's earlier events; the upsert's own WHERE still decides what moves.
 _APPLY_LEVELS = (
-    "WITH levels AS (SELECT * FROM unnest(%(ids)s::text[], %(names)s::text[], %(available)s::int[],"
+    "WITH ev AS (SELECT * FROM unnest(%(event_ids)s::uuid[], %(event_types)s::text[]) WITH ORDINALITY"
+    "   AS e(event_id, event_type, n)),"
+    " levels AS (SELECT * FROM unnest(%(owners)s::uuid[], %(ids)s::text[], %(names)s::text[], %(available)s::int[],"
     "   %(reserved)s::int[], %(shipped)s::int[], %(versions)s::bigint[])"
-    "   AS l(product_id, name, available, reserved, shipped, version)),"
+    "   AS l(event_id, product_id, name, available, reserved, shipped, version)),"
+    " seen AS (SELECT event_id FROM consumed_events WHERE event_id IN (SELECT event_id FROM ev)),"
+    " cand AS (SELECT l.event_id, e.n, l.product_id, l.version FROM levels l JOIN ev e USING (event_id)"
+    "   WHERE e.event_id NOT IN (SELECT event_id FROM seen)),"
     " fresh AS (INSERT INTO consumed_events (event_id, event_type, effect)"
-    "   SELECT %(event_id)s, %(event_type)s, CASE WHEN EXISTS (SELECT 1 FROM levels l"
-    "     LEFT JOIN catalogue c USING (product_id) WHERE c.version IS NULL OR c.version < l.version)"
-    "     THEN 'applied' ELSE 'no-op' END"
-    "   ON CONFLICT (event_id) DO NOTHING RETURNING 1),"
+    "   SELECT e.event_id, e.event_type, CASE WHEN EXISTS (SELECT 1 FROM cand l"
+    "     LEFT JOIN catalogue c USING (product_id)"
+    "     WHERE l.event_id = e.event_id AND (c.version IS NULL OR c.version < l.version)"
+    "      AND NOT EXISTS (SELECT 1 FROM cand p WHERE p.product_id = l.product_id AND p.n < l.n"
+    "       AND p.version >= l.version))"
+    "     THEN 'applied' ELSE 'no-op' END FROM ev e WHERE e.event_id NOT IN (SELECT event_id FROM seen)"
+    "   ON CONFLICT (event_id) DO NOTHING RETURNING event_id, effect),"
+    " used AS (SELECT l.* FROM levels l JOIN fresh f ON f.event_id = l.event_id),"
+    " newest AS (SELECT DISTINCT ON (u.product_id) u.product_id, u.available, u.reserved, u.shipped, u.version,"
+    "   coalesce((SELECT n.name FROM used n WHERE n.product_id = u.product_id AND n.name <> ''"
+    "     ORDER BY n.version DESC LIMIT 1), '') AS name"
+    "   FROM used u ORDER BY u.product_id, u.version DESC),"
     " moved AS (INSERT INTO catalogue (product_id, name, available, reserved, shipped, version)"
-    "   SELECT product_id, name, available, reserved, shipped, version FROM levels"
-    "   WHERE EXISTS (SELECT 1 FROM fresh) ORDER BY product_id"
+    "   SELECT product_id, name, available, reserved, shipped, version FROM newest ORDER BY product_id"
     "   ON CONFLICT (product_id) DO UPDATE SET available = EXCLUDED.available, reserved = EXCLUDED.reserved,"
     "    shipped = EXCLUDED.shipped, version = EXCLUDED.version, synced_at = now(),"
     "    name = CASE WHEN EXCLUDED.name = '' THEN catalogue.name ELSE EXCLUDED.name END"
     "   WHERE catalogue.version < EXCLUDED.version RETURNING 1)"
-    " SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM moved) AS moved"
+    " SELECT e.event_id, f.effect, (SELECT count(*) FROM moved) AS moved FROM ev e LEFT JOIN fresh f USING (event_id)"
 )
 # A refresh confirms every row (synced_at) and wins the stock figures unless an event already brought a newer version.
 _APPLY_LISTING = (
@@ -53,22 +68,32 @@ class CatalogueRepository:
         self.pool = pool
 
     async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
-        newest: dict[str, StockLevel] = {}
-        for level in levels:  # one row per product (an upsert cannot touch a row twice): its newest figures
-            if level.product_id not in newest or newest[level.product_id].version < level.version:
-                newest[level.product_id] = level
-        rows = [newest[k] for k in sorted(newest)]
+        """One event: how many rows moved; None for a redelivery (the first delivery's changes stand)."""
+        effects, moved = await self._apply_levels([StockChanged(event_id, event_type, levels)])
+        return None if effects[0] is None else moved
+
+    async def apply_levels_many(self, events: Sequence[StockChanged]) -> list[bool | None]:
+        """Per event (distinct ids): None for a redelivery, else whether it brought a newer figure."""
+        return (await self._apply_levels(events))[0]
+
+    async def _apply_levels(self, events: Sequence[StockChanged]) -> tuple[list[bool | None], int]:
+        if len({e.event_id for e in events}) != len(events):
+            raise ValueError("one statement takes each event once")
+        rows = [(e.event_id, lv) for e in events for lv in e.products]
         params = {
-            "event_id": event_id, "event_type": event_type, "ids": [lv.product_id for lv in rows],
-            "names": [lv.name for lv in rows], "available": [lv.available for lv in rows],
-            "reserved": [lv.reserved for lv in rows], "shipped": [lv.shipped for lv in rows],
-            "versions": [lv.version for lv in rows],
+            "event_ids": [e.event_id for e in events], "event_types": [e.event_type for e in events],
+            "owners": [owner for owner, _ in rows], "ids": [lv.product_id for _, lv in rows],
+            "names": [lv.name for _, lv in rows], "available": [lv.available for _, lv in rows],
+            "reserved": [lv.reserved for _, lv in rows], "shipped": [lv.shipped for _, lv in rows],
+            "versions": [lv.version for _, lv in rows],
         }
         async with connection(self.pool) as conn:
             cur = await conn.execute(_APPLY_LEVELS, params)
-            row = await cur.fetchone()
-        assert row is not None  # the final SELECT always yields one row
-        return int(row["moved"]) if row["fresh"] else None  # None: a redelivery, the first delivery's changes stand
+            found = {row["event_id"]: row for row in await cur.fetchall()}
+        moved = int(next(iter(found.values()))["moved"]) if found else 0
+        effects = [None if found[e.event_id]["effect"] is None else found[e.event_id]["effect"] == "applied"
+                   for e in events]
+        return effects, moved
 
     async def apply_listing(self, products: list[ProductView]) -> int:
         async with connection(self.pool) as conn, conn.transaction(), conn.cursor() as cur:
@@ -103,18 +128,24 @@ class CatalogueRepository:
             ]
 
 
-# A decision event's first look, one statement: seen before? the order; and when the event cannot move the order
-# (already settled, or not ours), its record as handled.
-_FIRST_LOOK = (
-    f"WITH o AS (SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %(order_id)s),"
-    " seen AS (SELECT 1 FROM consumed_events WHERE event_id = %(event_id)s),"
+# Decision events' first looks, one statement (one event per order, distinct ids): seen before? the order; and
+# when the event cannot move the order (already settled, or not ours), its record as handled. `movable` is each
+# event's comma-separated source states.
+_FIRST_LOOKS = (
+    "WITH input AS (SELECT * FROM unnest(%(event_ids)s::uuid[], %(event_types)s::text[], %(order_ids)s::uuid[],"
+    "   %(movable)s::text[]) WITH ORDINALITY AS i(event_id, event_type, order_id, movable, n)),"
+    f" o AS (SELECT {ORDER_COLUMNS} FROM orders WHERE order_id IN (SELECT order_id FROM input)),"
+    " seen AS (SELECT event_id FROM consumed_events WHERE event_id IN (SELECT event_id FROM input)),"
     " recorded AS (INSERT INTO consumed_events (event_id, event_type, order_id, effect)"
-    "   SELECT %(event_id)s, %(event_type)s, %(order_id)s,"
-    "    CASE WHEN EXISTS (SELECT 1 FROM o) THEN 'no-op' ELSE 'unknown-order' END"
-    "   WHERE NOT EXISTS (SELECT 1 FROM seen) AND NOT EXISTS (SELECT 1 FROM o WHERE status = ANY(%(movable)s))"
-    "   ON CONFLICT (event_id) DO NOTHING RETURNING 1)"
-    " SELECT o.*, EXISTS (SELECT 1 FROM seen) AS seen, (SELECT count(*) FROM recorded) AS recorded"
-    " FROM (SELECT 1) AS one LEFT JOIN o ON true"
+    "   SELECT i.event_id, i.event_type, i.order_id,"
+    "    CASE WHEN o.order_id IS NOT NULL THEN 'no-op' ELSE 'unknown-order' END"
+    "   FROM input i LEFT JOIN o ON o.order_id = i.order_id"
+    "   WHERE i.event_id NOT IN (SELECT event_id FROM seen)"
+    "    AND (o.order_id IS NULL OR NOT o.status = ANY(string_to_array(i.movable, ',')))"
+    "   ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    " SELECT o.*, i.event_id IN (SELECT event_id FROM seen) AS seen,"
+    "  i.event_id IN (SELECT event_id FROM recorded) AS recorded"
+    " FROM input i LEFT JOIN o ON o.order_id = i.order_id ORDER BY i.n"
 )
 
 
@@ -127,15 +158,19 @@ class ConsumedEventsRepository:
     async def first_look(
         self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
     ) -> FirstLook:
+        return (await self.first_looks([DecisionLook(event_id, event_type, order_id, movable_from)]))[0]
+
+    async def first_looks(self, looks: Sequence[DecisionLook]) -> list[FirstLook]:
+        if len({x.event_id for x in looks}) != len(looks) or len({x.order_id for x in looks}) != len(looks):
+            raise ValueError("one statement takes each event, and each order, once")
+        params = {"event_ids": [x.event_id for x in looks], "event_types": [x.event_type for x in looks],
+                  "order_ids": [x.order_id for x in looks],
+                  "movable": [",".join(s.value for s in x.movable_from) for x in looks]}
         async with connection(self.pool) as conn:
-            cur = await conn.execute(
-                _FIRST_LOOK, {"event_id": event_id, "event_type": event_type, "order_id": order_id,
-                              "movable": [s.value for s in movable_from]},
-            )
-            row = await cur.fetchone()
-        assert row is not None  # the final SELECT always yields one row
-        order = order_from_row(row) if row["order_id"] is not None else None
-        return FirstLook(seen=bool(row["seen"]), order=order, recorded=bool(row["recorded"]))
+            cur = await conn.execute(_FIRST_LOOKS, params)
+            rows = await cur.fetchall()
+        return [FirstLook(seen=bool(r["seen"]), order=order_from_row(r) if r["order_id"] is not None else None,
+                          recorded=bool(r["recorded"])) for r in rows]
 
     async def seen(self, event_id: UUID) -> bool:
         async with connection(self.pool) as conn:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -17,6 +17,7 @@ from order_functions.application.ports import (
     ChaosSwitches,
     Created,
     CreateResult,
+    DecisionLook,
     FirstLook,
     InFlight,
     InventoryRefused,
@@ -35,7 +36,7 @@ from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
 from order_functions.contracts.order_events import event_type_for
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
-from order_functions.domain.reservation_events import StockLevel
+from order_functions.domain.reservation_events import StockChanged, StockLevel
 from order_functions.domain.validation import CheckoutRequest
 
 
@@ -329,6 +330,10 @@ class FakeCatalogue:
         self.consumed.records[event_id] = (event_type, None, "applied" if moved else "no-op")
         return moved
 
+    async def apply_levels_many(self, events: Sequence[StockChanged]) -> list[bool | None]:
+        moved = [await self.apply_levels(e.event_id, e.event_type, e.products) for e in events]
+        return [None if m is None else m > 0 for m in moved]
+
     async def apply_listing(self, products: list[ProductView]) -> int:
         for p in products:
             old = self.rows.get(p.product_id)
@@ -363,6 +368,9 @@ class FakeConsumed:
             return FirstLook(seen=False, order=order, recorded=False)
         self.records[event_id] = (event_type, order_id, "no-op" if order is not None else "unknown-order")
         return FirstLook(seen=False, order=order, recorded=True)
+
+    async def first_looks(self, looks: Sequence[DecisionLook]) -> list[FirstLook]:
+        return [await self.first_look(x.event_id, x.event_type, x.order_id, x.movable_from) for x in looks]
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         if event_id in self.records:

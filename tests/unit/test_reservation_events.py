@@ -121,3 +121,23 @@ def test_event_kinds_are_told_apart() -> None:
     assert isinstance(parse_reservation_event(body("reservation.reserved", order_id)), ReservationDecision)
     assert isinstance(parse_reservation_event(body("stock.changed", products=[])), StockChanged)
     assert isinstance(parse_reservation_event(body("inventory.audited")), OtherEvent)
+
+
+async def test_a_batch_handles_each_event_as_one_by_one_would(world: World) -> None:
+    """Stock changes and first decisions go in one step each; a second event of one order and a second copy of one
+    event are handled after, in order, so they see what the first did."""
+    pending = world.store.add(uuid.uuid4(), request())
+    settled = world.store.add(uuid.uuid4(), request(), status=OrderStatus.CONFIRMED)
+    reserved = parse_reservation_event(body("reservation.reserved", pending.order_id))
+    released = parse_reservation_event(body("reservation.released", pending.order_id))
+    late = parse_reservation_event(body("reservation.reserved", settled.order_id))
+    stock = parse_reservation_event(body("stock.changed", products=[level("P-1", 4, 2)]))
+    older = parse_reservation_event(body("stock.changed", products=[level("P-1", 9, 1)]))
+    handled = await world.services.reservation_event.batch([reserved, stock, late, released, reserved, older])
+    assert [h.effect for h in handled] == ["applied", "applied", "no-op", "applied", "duplicate", "no-op"]
+    assert world.store.events == [
+        (pending.order_id, OrderStatus.CONFIRMED, SettledVia.RESERVATION_EVENT),
+        (pending.order_id, OrderStatus.CANCELLED, SettledVia.RESERVATION_EVENT),
+    ]
+    assert [(p.product_id, p.available, p.version) for p in await world.catalogue.snapshot()] == [("P-1", 4, 2)]
+    assert await world.services.reservation_event.batch([]) == []

@@ -323,7 +323,7 @@ async def test_a_failing_batch_is_abandoned_together_and_its_messages_return(bus
 
     functions = read_functions(sample_app.build_app(), HostConfig(), _env())
     [fn] = [f for f in functions.queues if f.name == "batch_events"]
-    assert not [f for f in functions.queues if f.name == "verify_order"][0].many
+    assert not next(f for f in functions.queues if f.name == "verify_order").many
     assert fn.many
     pool = make_pool(bus_url, name="fh-test-batch-fail", min_size=1, max_size=2, mode="password")
     await pool.open(wait=True)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from order_functions.application.ports import DecisionLook
 from order_functions.domain.models import OrderStatus, sources_for
-from order_functions.domain.reservation_events import StockLevel
+from order_functions.domain.reservation_events import StockChanged, StockLevel
 from order_functions.infrastructure.catalogue_repository import CatalogueRepository, ConsumedEventsRepository
 from order_functions.infrastructure.orders_repository import MIGRATIONS
 from valerix_common.db import Pool, make_pool
@@ -104,3 +105,46 @@ async def test_a_stock_event_moves_newer_levels_once_and_records_its_effect(pool
     # the same product twice in one event: its newest figures win
     assert await repo.apply_levels(repeat, "stock.changed", (level("P-1", 4, 5), level("P-1", 3, 4))) == 1
     assert await catalogue(pool) == {"P-1": (4, 5), "P-2": (7, 3)}
+
+
+async def test_a_batch_of_stock_events_is_one_statement_with_the_same_outcome_as_one_by_one(pool: Pool) -> None:
+    repo = CatalogueRepository(pool)
+    seen_before, newer, older, renamed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    assert await repo.apply_levels(seen_before, "stock.changed", (level("P-1", 5, 2),)) == 1
+    named = StockLevel("P-3", "Lamp", 9, 0, 0, 1)
+    unnamed = StockLevel("P-3", "", 8, 1, 0, 2)
+    effects = await repo.apply_levels_many([
+        StockChanged(seen_before, "stock.changed", (level("P-1", 0, 9),)),  # a redelivery: ignored
+        StockChanged(newer, "stock.changed", (level("P-1", 4, 6), level("P-2", 7, 1))),
+        StockChanged(older, "stock.changed", (level("P-1", 3, 3),)),  # older than the copy: moves nothing
+        StockChanged(renamed, "stock.reserved", (named,)),
+        StockChanged(uuid.uuid4(), "stock.reserved", (unnamed,)),  # newest figures, the name of the earlier one
+    ])
+    assert effects == [None, True, False, True, True]
+    assert await catalogue(pool) == {"P-1": (4, 6), "P-2": (7, 1), "P-3": (8, 2)}
+    assert {p.product_id: p.name for p in await repo.snapshot()}["P-3"] == "Lamp"
+    assert (await consumed(pool, older) or {})["effect"] == "no-op"
+    assert (await consumed(pool, newer) or {})["effect"] == "applied"
+    with pytest.raises(ValueError):
+        await repo.apply_levels_many([StockChanged(newer, "stock.changed", ()), StockChanged(newer, "x", ())])
+
+
+async def test_first_looks_of_a_batch_give_each_decision_what_its_own_look_would(pool: Pool) -> None:
+    repo = ConsumedEventsRepository(pool)
+    settled, pending, handled_before = [await add_order(pool, s) for s in ("confirmed", "pending", "confirmed")]
+    old_event = uuid.uuid4()
+    assert (await repo.first_look(old_event, "reservation.reserved", handled_before, CONFIRMED_FROM)).recorded
+    events = [uuid.uuid4() for _ in range(3)]
+    unknown = uuid.uuid4()
+    looks = await repo.first_looks([
+        DecisionLook(events[0], "reservation.reserved", settled, CONFIRMED_FROM),
+        DecisionLook(events[1], "reservation.reserved", pending, CONFIRMED_FROM),
+        DecisionLook(old_event, "reservation.reserved", handled_before, CONFIRMED_FROM),
+        DecisionLook(events[2], "reservation.reserved", unknown, CONFIRMED_FROM),
+    ])
+    assert [(x.seen, x.recorded) for x in looks] == [(False, True), (False, False), (True, False), (False, True)]
+    assert [x.order.status.value if x.order else None for x in looks] == ["confirmed", "pending", "confirmed", None]
+    assert [(await consumed(pool, e) or {}).get("effect") for e in events] == ["no-op", None, "unknown-order"]
+    with pytest.raises(ValueError):  # one order twice: the second must see what the first did
+        await repo.first_looks([DecisionLook(uuid.uuid4(), "reservation.reserved", pending, CONFIRMED_FROM),
+                                DecisionLook(uuid.uuid4(), "reservation.released", pending, CONFIRMED_FROM)])
