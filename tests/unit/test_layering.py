@@ -55,11 +55,12 @@ def test_http_status_codes_and_problems_live_in_the_interface() -> None:
 
 
 def test_the_event_contract_and_the_add_ons_stay_apart_from_the_core() -> None:
-    """Add-ons depend on the published contract (and the shared HTTP and caller plumbing), never on order
+    """Add-ons depend on the published contract (and the shared HTTP, caller and trigger plumbing), never on order
     internals; the contract itself depends on nothing of the Order Service."""
     allowed_for_addons = ("order_functions.contracts", "order_functions.addons",
                           "order_functions.interface.http_support", "order_functions.interface.problems",
-                          "order_functions.interface.auth", "order_functions.application.identity")
+                          "order_functions.interface.auth", "order_functions.interface.batch_spans",
+                          "order_functions.application.identity")
     checks = [(PACKAGE / "contracts", ()), (PACKAGE / "addons", allowed_for_addons)]
     leaks = [
         f"{path.relative_to(ROOT)} imports {name}"

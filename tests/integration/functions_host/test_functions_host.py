@@ -328,6 +328,7 @@ async def test_a_failing_batch_is_abandoned_together_and_its_messages_return(bus
     pool = make_pool(bus_url, name="fh-test-batch-fail", min_size=1, max_size=2, mode="password")
     await pool.open(wait=True)
     try:
+        await LocalQueue.ensure_schema(pool)  # no host runs on this queue: the test makes the schema itself
         q = LocalQueue(pool, f"batch-direct-{uuid.uuid4().hex[:8]}", max_delivery_count=2)
         pump = QueuePump(QueueFunction(fn.name, fn.user_function, fn.arg_name, q.queue_name, fn.connection, True), q)
         good, bad = f"good-{uuid.uuid4()}", f"bad-{uuid.uuid4()}"

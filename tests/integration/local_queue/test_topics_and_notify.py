@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -203,6 +204,21 @@ async def test_a_batch_is_published_in_one_transaction_in_order_with_duplicates_
         received = await subscription_queue(bus_pool, topic.topic_name, name).receive(10)
         assert [m.message_id for m in received] == ["seen-before", "b-1", "b-2"]
     await topic.send_batch([])  # nothing to do
+
+
+async def test_a_batch_keeps_bodies_properties_and_schedules_and_without_detection_copies_everything(
+    bus_pool: Pool,
+) -> None:
+    topic = await new_topic(bus_pool, "a", duplicate_detection_window_s=0)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await topic.send_batch([
+        msg("p-1", body=b"one", application_properties={"type": "x"}, content_type="application/json"),
+        msg("p-1", body=b"two"), msg("p-later", scheduled_enqueue_time_utc=later),
+    ])
+    received = await subscription_queue(bus_pool, topic.topic_name, "a").receive(10)
+    assert [(m.message_id, m.body) for m in received] == [("p-1", b"one"), ("p-1", b"two")]  # the later one waits
+    assert received[0].application_properties == {"type": "x"} and received[0].content_type == "application/json"
+    assert (await subscription_queue(bus_pool, topic.topic_name, "a").stats())["scheduled"] == 1
 
 
 async def test_a_failing_batch_publishes_none_of_it(bus_pool: Pool) -> None:
