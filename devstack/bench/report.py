@@ -223,12 +223,19 @@ def targets(result: dict[str, Any]) -> str:
         product = sum(per.get(g, 0.0) for g in PRODUCT)
         pg_alone = sql["cpu_ms_per_order"].get("postgres", 0.0)
         cpu_ratio = product / pg_alone if pg_alone else float("inf")
+        services = per.get("functions", 0.0) + per.get("inventory", 0.0)
         lines.append(
             "  CPU/order   product " + " + ".join(f"{g} {per.get(g, 0.0):.2f}" for g in PRODUCT)
             + f" = {product:.2f} ms ÷ PostgreSQL per pgbench checkout {pg_alone:.2f} ms = {cpu_ratio:.2f}×"
             f" (target ≤ {TARGET_CPU_RATIO}×: {_verdict(cpu_ratio <= TARGET_CPU_RATIO)});"
-            f" the services alone: {per.get('functions', 0.0) + per.get('inventory', 0.0):.2f} ms"
+            f" the services alone: {services:.2f} ms"
         )
+        pg_asked = per.get("postgres", 0.0)
+        if pg_asked:
+            # everything an order makes PostgreSQL do (checkout, outboxes, relays, consumers, the local bus) against
+            # what the two services spend asking for it: how much the Python side costs per unit of database work
+            lines.append(f"              the services ÷ the PostgreSQL work they asked for in the same step: "
+                         f"{services:.2f} ÷ {pg_asked:.2f} ms = {services / pg_asked:.2f}×")
         kernel = http.get("kernel_ms_per_order") or {}
         if kernel:
             lines.append("              of which in the kernel (syscalls: sockets, epoll): " + ", ".join(
