@@ -5,6 +5,12 @@ own transaction: behind PgBouncer in transaction pooling (Azure's port 6432) con
 may run on different server connections, so a session lock (`pg_advisory_lock`) taken in one could be "released"
 on another backend and never actually be freed, or not held while the migration runs. Inside one transaction the
 lock, the version check and the DDL share one backend, and COMMIT or ROLLBACK releases it wherever it ran.
+
+For the same reason a component with a schema of its own (the notifications add-on, the local bus) passes
+`schema`: every transaction creates it if missing and points `search_path` at it with `SET LOCAL`, so the schema's
+own `schema_migrations` and its unqualified table names resolve there, and nothing outlives the transaction (a
+session `SET search_path` would stay on a pooled backend that other clients then use, and miss the backend the next
+transaction runs on).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +45,20 @@ def migration_files(folder: Path) -> list[tuple[int, Path]]:
     return found
 
 
-async def apply_migrations(conn: AsyncConnection[Any], folder: Path) -> list[int]:
-    """Applies every migration not yet recorded, each in its own locked transaction; returns the versions applied."""
+async def apply_migrations(conn: AsyncConnection[Any], folder: Path, schema: str | None = None) -> list[int]:
+    """Applies every migration not yet recorded, each in its own locked transaction (in `schema` when given);
+    returns the versions applied."""
     files = migration_files(folder)  # a badly named file fails before anything is written
     async with conn.transaction():
         # concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalogue: under the lock too
         await _lock(conn)
+        await _enter(conn, schema, create=True)
         await conn.execute(_CREATE_TABLE)
     applied_now: list[int] = []
     for version, path in files:
         async with conn.transaction():
             await _lock(conn)
+            await _enter(conn, schema)
             cur = await conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,))
             if await cur.fetchone() is not None:
                 continue  # applied earlier, or by a replica that held the lock before us
@@ -62,3 +71,12 @@ async def apply_migrations(conn: AsyncConnection[Any], folder: Path) -> list[int
 
 async def _lock(conn: AsyncConnection[Any]) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+
+
+async def _enter(conn: AsyncConnection[Any], schema: str | None, *, create: bool = False) -> None:
+    if schema is None:
+        return
+    name = sql.Identifier(schema)
+    if create:
+        await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+    await conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(name))

@@ -46,7 +46,6 @@ SCHEMA = "localbus"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MAX_DELIVERY_COUNT_EXCEEDED = "MaxDeliveryCountExceeded"
 
-_SCHEMA_LOCK_KEY = 0x4C425553  # "LBUS": serialises concurrent CREATE SCHEMA of several processes
 _PURGE_EVERY = 32  # sends between two opportunistic purges of expired duplicate-detection records
 _PURGE_LIMIT = 500  # rows per purge: always bounded
 _MAX_RECEIVE_ROUNDS = 10  # receive retries while messages it picked were dead-lettered instead of delivered
@@ -61,28 +60,19 @@ async def ensure_schema(
     consumer first starts are kept for it rather than dropped.
 
     The migration versions are recorded in `localbus.schema_migrations` (not the owning service's
-    `public.schema_migrations`): the connection's search_path is pointed at `localbus` first while migrating,
-    then reset before the connection goes back to the pool.
+    `public.schema_migrations`): each migration transaction points its own search_path at `localbus`
+    (`apply_migrations(schema=...)`), so nothing outlives it, behind PgBouncer too.
     """
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            await conn.execute(f"SET search_path TO {SCHEMA}, public")
-            try:
-                applied = await apply_migrations(conn, MIGRATIONS)
-            finally:
-                await conn.execute("RESET search_path")
-            pairs = [(topic, name) for topic, names in subscriptions.items() for name in names]
-            if pairs:
-                await conn.execute(
-                    "INSERT INTO localbus.subscriptions (topic_name, subscription_name)"
-                    " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
-                    ([t for t, _ in pairs], [n for _, n in pairs]),
-                )
-            return applied
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+        applied = await apply_migrations(conn, MIGRATIONS, schema=SCHEMA)
+        pairs = [(topic, name) for topic, names in subscriptions.items() for name in names]
+        if pairs:
+            await conn.execute(
+                "INSERT INTO localbus.subscriptions (topic_name, subscription_name)"
+                " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                ([t for t, _ in pairs], [n for _, n in pairs]),
+            )
+        return applied
 
 
 # --- SQL ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from valerix_common.migrations import apply_migrations
 
 SCHEMA = "notifications"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_SCHEMA_LOCK_KEY = 0x4E4F5449  # "NOTI": serialises concurrent first start-ups
 
 
 @dataclass(frozen=True)
@@ -36,18 +35,10 @@ class Notification:
 
 
 async def ensure_schema(pool: Pool) -> list[int]:
-    """Creates/upgrades the schema; its versions live in `notifications.schema_migrations`, not the orders'."""
+    """Creates/upgrades the schema; its versions live in `notifications.schema_migrations`, not the orders'. Safe
+    behind PgBouncer: the schema and search_path are set per migration transaction (`apply_migrations(schema=)`)."""
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            await conn.execute(f"SET search_path TO {SCHEMA}")
-            try:
-                return await apply_migrations(conn, MIGRATIONS)
-            finally:
-                await conn.execute("RESET search_path")
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+        return await apply_migrations(conn, MIGRATIONS, schema=SCHEMA)
 
 
 # The records of a batch of events and their notifications (for those that have one) in one statement: each event's

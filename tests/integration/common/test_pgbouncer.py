@@ -21,6 +21,7 @@ import pytest
 
 from devstack import pgbouncer as pgb
 from inventory_service.repository import MIGRATIONS as INVENTORY_MIGRATIONS
+from order_functions.addons.notifications.store import MIGRATIONS as NOTIFICATIONS_MIGRATIONS
 from order_functions.infrastructure.orders_repository import MIGRATIONS as ORDERS_MIGRATIONS
 from tests import REPO_ROOT
 from tests.support.inventory import running_inventory
@@ -51,7 +52,28 @@ _MIGRATE = textwrap.dedent("""
             await conn.close()
         print(",".join(map(str, applied)), flush=True)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:]))
+""")
+
+
+# The notifications add-on's own start-up step (ensure_schema on a pool, as the Order Service runs it).
+_ENSURE_NOTIFICATIONS = textwrap.dedent("""
+    import asyncio, sys
+    from order_functions.addons.notifications.store import ensure_schema
+    from valerix_common.db import make_pool
+
+    async def main(url):
+        pool = make_pool(url, name="notifications-schema", min_size=1, max_size=2, mode="password")
+        await pool.open(wait=True)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        try:
+            applied = await ensure_schema(pool)
+        finally:
+            await pool.close()
+        print(",".join(map(str, applied)), flush=True)
+
+    asyncio.run(main(*sys.argv[1:]))
 """)
 
 
@@ -88,8 +110,12 @@ def _database(pg: EmbeddedPostgres, prefix: str, owner: str) -> str:
 
 
 def _migrate_concurrently(url: str, folder: Path) -> list[list[int]]:
+    return _run_concurrently(_MIGRATE, url, str(folder))
+
+
+def _run_concurrently(script: str, *args: str) -> list[list[int]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", _MIGRATE, url, str(folder)], env=env, cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, "-c", script, *args], env=env, cwd=ROOT,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(PROCESSES)]
     try:
@@ -172,7 +198,7 @@ async def test_pgbouncer_checkout_after_concurrent_service_migrations(
         assert versions == sorted(int(p.name[:3]) for p in folder.glob("*.sql")), (folder, runs)
 
     # Both services through PgBouncer. The local Service Bus stand-in keeps a direct connection: it is the dev-only
-    # substitute for Azure Service Bus, never deployed behind PgBouncer, and holds a session-level search_path.
+    # substitute for Azure Service Bus, never deployed behind PgBouncer, and its receivers LISTEN (a session).
     local_bus_url = pg_server.url(orders_db, "orders_svc")
     async with running_inventory(inventory_url) as inventory:
         product = await inventory.new_product(stock=3, prefix="PGB")
@@ -182,3 +208,29 @@ async def test_pgbouncer_checkout_after_concurrent_service_migrations(
             again, replay, _ = await orders.checkout([(product, 2)], customer="pgb-customer")
             assert (again, replay["status"]) == (409, "rejected"), replay  # 1 left: the stock really moved
         assert inventory.available(product) == 1
+
+
+def test_pgbouncer_a_schema_of_its_own_migrates_into_that_schema_from_any_backend(
+    pg_server: EmbeddedPostgres, pgbouncer: pgb.PgBouncer
+) -> None:
+    """The notifications add-on keeps its tables in schema `notifications` of the orders database, which Azure
+    reaches through PgBouncer. With several server connections, consecutive transactions of one client land on
+    different backends: the schema and search_path must hold within each migration transaction, not the session."""
+    workdir = ROOT / ".data" / f"pgbouncer-wide-{os.getpid()}"
+    wide = pgb.PgBouncer(workdir, pg_server.port, ("orders_svc",), pool_size=3).start()
+    try:
+        database = _database(pg_server, "orders_pgb_schema", "orders_svc")
+        runs = _run_concurrently(_ENSURE_NOTIFICATIONS, wide.url(database, "orders_svc"))
+    finally:
+        wide.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    versions = sorted(int(p.name[:3]) for p in NOTIFICATIONS_MIGRATIONS.glob("*.sql"))
+    assert sorted(v for run in runs for v in run) == versions, runs
+    with psycopg.connect(pg_server.url(database)) as conn:
+        tables = conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('public', 'notifications')"
+            " ORDER BY 1, 2").fetchall()
+        recorded = [r[0] for r in conn.execute("SELECT version FROM notifications.schema_migrations ORDER BY 1")]
+    assert tables == [("notifications", "notifications"), ("notifications", "processed_events"),
+                      ("notifications", "schema_migrations")]
+    assert recorded == versions
