@@ -37,6 +37,7 @@ class StackOptions:
     with_functions: bool = True
     fresh: bool = False  # start from an empty database
     backup_every_s: float = 0.0  # > 0: a restore point that often while the stack runs (`make up`)
+    pg_settings: dict[str, str] = field(default_factory=dict)  # postgresql.conf additions for a new embedded server
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Stack:
             pg_dir = opts.data_dir / "pg"
             if opts.fresh and pg_dir.exists():
                 EmbeddedPostgres(pg_dir).destroy()
-            self.pg = await asyncio.to_thread(EmbeddedPostgres(pg_dir).start)
+            self.pg = await asyncio.to_thread(EmbeddedPostgres(pg_dir, settings=opts.pg_settings).start)
             inventory_url = inventory_url or self.pg.service_url("inventory")
             orders_url = orders_url or self.pg.service_url("orders")
             bus_url = bus_url or self.pg.service_url("localbus")

@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class EmbeddedPostgres:
     datadir: Path
     port: int = 0
     host: str = "127.0.0.1"
+    settings: dict[str, str] = field(default_factory=dict)  # extra postgresql.conf lines, written when created
 
     def __post_init__(self) -> None:
         self.datadir = self.datadir.resolve()
@@ -154,6 +155,7 @@ class EmbeddedPostgres:
         with (self._pgdata / "postgresql.conf").open("a") as conf:
             # Room for two services' pools, the test suite and the benchmark's clients.
             conf.write("\nmax_connections = 300\nshared_buffers = 256MB\n")
+            conf.writelines(f"{name} = {value}\n" for name, value in self.settings.items())
 
     def _bootstrap_databases(self) -> None:
         for database, owner in SERVICE_DATABASES.items():

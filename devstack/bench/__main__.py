@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack.bench import report
+from devstack.bench import report, statements
 from devstack.bench.pg_limit import PROTOCOLS
 from devstack.bench.runner import Bench, BenchOptions
 
@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idempotency-keys", action="store_true",
                         help="send an Idempotency-Key with every order (limit: pgbench checkout-idempotent.sql)")
     parser.add_argument("--no-http", action="store_true", help="physical limit only")
+    parser.add_argument("--statements", action="store_true",
+                        help="count the statements each order makes PostgreSQL run, per database"
+                             " (pg_stat_statements over the 16-client random HTTP step)")
     parser.add_argument("--no-pgbench", action="store_true", help="HTTP only")
     parser.add_argument("--no-reserve", action="store_true", help="skip the reservation-only pgbench steps")
     parser.add_argument("--profile", action="store_true", help="also profile both services with py-spy")
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         py_spy=args.py_spy,
         extra_env=dict(args.env),
         label=args.label,
+        statements=args.statements,
     )
     if args.out is not None:
         options.out_dir = args.out
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report.profile_text(result)
     if text:
         print(text)
+    if result.get("statements"):
+        print(statements.table(result["statements"]))
     print(report.targets(result))
     if earlier is not None:
         print(report.compare(earlier, result))

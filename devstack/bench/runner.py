@@ -21,10 +21,11 @@ from typing import Any
 
 import grpc
 
-from devstack.bench import profiling
+from devstack.bench import profiling, statements
 from devstack.bench.http_load import OrderMix, run_load
 from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, growth, machine_busy_s
 from devstack.bench.pg_limit import PhysicalLimit
+from devstack.bench.report import TARGET_CLIENTS
 from devstack.identity.clients import inventory_metadata
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
@@ -63,6 +64,7 @@ class BenchOptions:
     profile_clients: int = 16
     soak_s: float = 0.0  # > 0: a soak at soak_clients with memory sampled over time (growth shows as a slope)
     soak_clients: int = 16
+    statements: bool = False  # pg_stat_statements over the 16-client random HTTP step (statements per order)
     py_spy: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     label: str = ""
@@ -84,6 +86,7 @@ class Bench:
         self.sampler: MemorySampler | None = None
         self.steps: list[dict[str, Any]] = []
         self.scripts: dict[str, str] = {}
+        self.statement_counts: dict[str, Any] | None = None
         self.product_ids = [f"bench-{i}" for i in range(1, options.products + 1)]
 
     # --- the run ---------------------------------------------------------------------------------------------
@@ -103,6 +106,7 @@ class Bench:
             inventory_health_port=free_port(),
             extra_env=env,
             fresh=True,
+            pg_settings=dict(statements.SERVER_SETTINGS) if opts.statements else {},
         )
         self.stack = Stack(stack_options)
         profile: dict[str, Any] | None = None
@@ -178,10 +182,16 @@ class Bench:
             "pgbench_scripts": self.scripts,
             "memory": self.sampler.to_json() if self.sampler else {},
             "profile": profile,
+            "statements": self.statement_counts,
             "soak": soak,
         }
 
     # --- set-up ----------------------------------------------------------------------------------------------
+    @property
+    def _admin_url(self) -> str:
+        assert self.stack is not None and self.stack.pg is not None
+        return self.stack.pg.url()
+
     @property
     def _orders_url(self) -> str:
         assert self.stack is not None
@@ -263,6 +273,8 @@ class Bench:
 
     async def _http_step(self, case: str, mix: OrderMix, clients: int) -> None:
         await self._checkpoint()
+        counted = self.options.statements and case == "random" and clients == TARGET_CLIENTS
+        since = await asyncio.to_thread(statements.reset, self._admin_url) if counted else None
         mark: dict[str, Any] = {}
         end: dict[str, Any] = {}
 
@@ -281,6 +293,10 @@ class Bench:
         # flight when the window opens balance those in flight when it closes)
         step.update(self._end(mark, summary["responses"], end or None))
         self.steps.append(step)
+        if since is not None:
+            assert self.stack is not None
+            self.statement_counts = await statements.measured(self._admin_url, self.stack.env["ORDERS_DATABASE_URL"],
+                                                              since)
         bad = {k: v for k, v in summary["statuses"].items() if k != "201"} | summary["errors"]
         what = "POST /api/orders +key" if self.options.idempotency_keys else "POST /api/orders"
         print(f"  HTTP    {what:<23} {case:<7} {clients:>3} clients: {summary['rate']:8.1f} orders/s"
