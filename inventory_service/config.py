@@ -22,7 +22,7 @@ class InventoryConfig:
     events_topic: str = "reservation-events"
     outbox_batch_size: int = 100
     outbox_poll_interval_s: float = 1.0
-    outbox_coalesce_s: float = 0.01  # the least time between two claims under load (relay.py)
+    outbox_coalesce_s: float = 0.05  # the least time between two claims under load (relay.py)
     # past this, a start-up that is neither serving nor failed exits to be restarted (startup_watchdog.py);
     # above the pool's own 30 s connect wait, so a slow but live database still gets its chance
     startup_timeout_s: float = 40.0
@@ -49,7 +49,7 @@ class InventoryConfig:
             events_topic=env_str("RESERVATION_EVENTS_TOPIC", "reservation-events"),
             outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 100, minimum=1, maximum=1000),
             outbox_poll_interval_s=env_float("OUTBOX_POLL_INTERVAL_S", 1.0, minimum=0.05, maximum=60),
-            outbox_coalesce_s=env_float("OUTBOX_COALESCE_S", 0.01, minimum=0, maximum=1),
+            outbox_coalesce_s=env_float("OUTBOX_COALESCE_S", 0.05, minimum=0, maximum=1),
             caller_auth=CallerAuthSettings.from_env(),
             startup_timeout_s=env_float("INVENTORY_STARTUP_TIMEOUT_SECONDS", 40.0, minimum=1, maximum=600),
         )

@@ -2,9 +2,10 @@
 
 * Wakes the moment a decision commits in this process (`wake`, called by the repository), and polls every
   `poll_interval_s` anyway: other replicas' events, and rows left by a process that died after its commit.
-  Under load, claims are at least `coalesce_s` apart (10 ms): the decisions committed meanwhile share one batch,
-  so the relay's round trips and bus commit are paid per batch, not per order (it was ~17 % of the inventory's
-  CPU at one cycle per order). After a quiet spell the first event leaves at once.
+  Under load, claims are at least `coalesce_s` apart (50 ms): the decisions committed meanwhile share one batch,
+  so the relay's round trips, its bus commit and the consumers' calls are paid per batch, not per order (10 ms
+  left the inventory ~20 % more CPU per order; 100 ms saved nothing more: docs/benchmarks.md). After a quiet spell
+  the first event leaves at once.
 * A batch is claimed with `FOR UPDATE SKIP LOCKED` (replicas share the work), sent as one bus batch in sequence
   order (one commit on the local bus, one batch on Service Bus), and marked sent in the claiming transaction. A
   crash before the mark resends it after restart; `message_id` = `event_id`, so the bus's duplicate detection
@@ -59,7 +60,7 @@ class OutboxRelay:
         destination: str,
         batch_size: int = 100,
         poll_interval_s: float = 1.0,
-        coalesce_s: float = 0.01,
+        coalesce_s: float = 0.05,
         initial_backoff_s: float = 0.2,
         max_backoff_s: float = 30.0,
         retention_days: int = 7,
