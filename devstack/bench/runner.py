@@ -8,7 +8,6 @@ meaningful. Every step starts from a CHECKPOINT and records the load average and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import platform
@@ -99,16 +98,7 @@ class Bench:
         env = {**BENCH_ENV, **opts.extra_env}
         if opts.protocol == "auto":
             opts.protocol = product_protocol(env)
-        stack_options = StackOptions(
-            data_dir=opts.data_dir,
-            functions_port=free_port(),
-            grpc_port=free_port(),
-            inventory_health_port=free_port(),
-            extra_env=env,
-            fresh=True,
-            pg_settings=dict(statements.SERVER_SETTINGS) if opts.statements else {},
-        )
-        self.stack = Stack(stack_options)
+        self.stack = Stack(self._stack_options(env))
         profile: dict[str, Any] | None = None
         soak: dict[str, Any] | None = None
         try:
@@ -119,49 +109,83 @@ class Bench:
             print(f"restocking {opts.products} bench products ...", flush=True)
             await self._restock()
             if opts.pgbench:
-                self.limit = PhysicalLimit(
-                    stack.pg, products=opts.products, scripts=opts.scripts or opts.data_dir / "pgbench",
-                    generate=opts.scripts is None,
-                )
-                await self.limit.prepare()
-                self.scripts = self.limit.script_texts()
-                print(f"pgbench scripts {'generated from the repositories into' if opts.scripts is None else 'from'}"
-                      f" {self.limit.scripts} (round trips: {self.limit.round_trips or 'as written'})", flush=True)
+                await self._prepare_limit()
             self.groups = ProcessGroups(stack.functions.pid, stack.inventory.pid, stack.pg.pid)
             self.sampler = MemorySampler(self.groups)
             self.sampler.start()
-            random_mix = OrderMix.build(self.product_ids, seed=opts.seed)
-            hot_mix = OrderMix.build([HOT_PRODUCT], seed=opts.seed)
-            if opts.http and opts.warmup_s > 0:
-                warm_clients = max([*opts.clients, *opts.hot_clients, 1])
-                print(f"warm-up: {opts.warmup_s:g} s of HTTP load at {warm_clients} clients", flush=True)
-                await run_load(self._orders_url, random_mix, clients=warm_clients, duration_s=opts.warmup_s,
-                               ramp_s=0.0, seed=opts.seed + 7, idempotency_keys=opts.idempotency_keys)
-            checkout = "checkout-idempotent.sql" if opts.idempotency_keys else "checkout.sql"
-            for clients in opts.clients:
-                if opts.pgbench and opts.reserve_only:
-                    await self._pgbench_step("reserve", "reserve.sql", clients, opts.products)
-                if opts.pgbench:
-                    await self._pgbench_step("random", checkout, clients, opts.products)
-                if opts.http:
-                    await self._http_step("random", random_mix, clients)
-            for clients in opts.hot_clients:
-                if opts.pgbench:
-                    await self._pgbench_step("hot", checkout, clients, 1)
-                if opts.http:
-                    await self._http_step("hot", hot_mix, clients)
-            if opts.soak_s > 0 and opts.http:
-                soak = await self._soak_step(random_mix)
-            if opts.profile:
-                profile = await self._profile_step(random_mix)
+            soak, profile = await self._measure()
         finally:
-            if self.sampler is not None:
-                await self.sampler.stop()
-            if self.limit is not None:
-                with contextlib.suppress(Exception):
-                    await self.limit.drop()
-            print("stopping the stack ...", flush=True)
-            await self.stack.stop()
+            await self._tear_down()
+        return self._result(started_at, load_at_start, env, profile, soak)
+
+    def _stack_options(self, env: dict[str, str]) -> StackOptions:
+        return StackOptions(
+            data_dir=self.options.data_dir,
+            functions_port=free_port(),
+            grpc_port=free_port(),
+            inventory_health_port=free_port(),
+            extra_env=env,
+            fresh=True,
+            pg_settings=dict(statements.SERVER_SETTINGS) if self.options.statements else {},
+        )
+
+    async def _prepare_limit(self) -> None:
+        opts = self.options
+        assert self.stack is not None and self.stack.pg is not None
+        self.limit = PhysicalLimit(
+            self.stack.pg, products=opts.products, scripts=opts.scripts or opts.data_dir / "pgbench",
+            generate=opts.scripts is None,
+        )
+        await self.limit.prepare()
+        self.scripts = self.limit.script_texts()
+        print(f"pgbench scripts {'generated from the repositories into' if opts.scripts is None else 'from'}"
+              f" {self.limit.scripts} (round trips: {self.limit.round_trips or 'as written'})", flush=True)
+
+    async def _measure(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The warm-up, then every step in order; returns the soak and the profile (None when not asked for)."""
+        opts = self.options
+        random_mix = OrderMix.build(self.product_ids, seed=opts.seed)
+        hot_mix = OrderMix.build([HOT_PRODUCT], seed=opts.seed)
+        if opts.http and opts.warmup_s > 0:
+            warm_clients = max([*opts.clients, *opts.hot_clients, 1])
+            print(f"warm-up: {opts.warmup_s:g} s of HTTP load at {warm_clients} clients", flush=True)
+            await run_load(self._orders_url, random_mix, clients=warm_clients, duration_s=opts.warmup_s,
+                           ramp_s=0.0, seed=opts.seed + 7, idempotency_keys=opts.idempotency_keys)
+        checkout = "checkout-idempotent.sql" if opts.idempotency_keys else "checkout.sql"
+        for clients in opts.clients:
+            if opts.pgbench and opts.reserve_only:
+                await self._pgbench_step("reserve", "reserve.sql", clients, opts.products)
+            if opts.pgbench:
+                await self._pgbench_step("random", checkout, clients, opts.products)
+            if opts.http:
+                await self._http_step("random", random_mix, clients)
+        for clients in opts.hot_clients:
+            if opts.pgbench:
+                await self._pgbench_step("hot", checkout, clients, 1)
+            if opts.http:
+                await self._http_step("hot", hot_mix, clients)
+        soak = await self._soak_step(random_mix) if opts.soak_s > 0 and opts.http else None
+        profile = await self._profile_step(random_mix) if opts.profile else None
+        return soak, profile
+
+    async def _tear_down(self) -> None:
+        if self.sampler is not None:
+            await self.sampler.stop()
+        if self.limit is not None:
+            try:
+                await self.limit.drop()
+            except Exception:
+                log.warning("dropping the pgbench scratch database failed; it goes with the stack's data folder",
+                            exc_info=True)
+        print("stopping the stack ...", flush=True)
+        assert self.stack is not None
+        await self.stack.stop()
+
+    def _result(
+        self, started_at: datetime, load_at_start: list[float], env: dict[str, str],
+        profile: dict[str, Any] | None, soak: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        opts = self.options
         return {
             "schema": 1,
             "label": opts.label,
