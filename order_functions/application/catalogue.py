@@ -41,9 +41,11 @@ class Catalogue:
     async def listing(self, timeout_s: float) -> CatalogueListing:
         """From the copy, at once. Only an empty copy asks the inventory (raising InventoryUnavailable if it can't
         answer); a copy not yet fully listed is answered as `complete=False` while a full refresh runs."""
+        # the flag before the rows: a full listing that lands in between makes this answer say "incomplete" (true
+        # of the rows read), never "complete" about rows read before the listing arrived
+        complete = await self._listed()
         products = await self.store.snapshot()
         if products:
-            complete = await self._listed()
             if not complete:
                 self._refresh_in_background()
             return CatalogueListing(products, _newest(products), "copy", complete)

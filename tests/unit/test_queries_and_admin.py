@@ -14,7 +14,7 @@ from order_functions.application.errors import (
     ChaosSettingsRefused,
     OrderNotFound,
 )
-from order_functions.application.ports import ChaosSwitches, InventoryRefused
+from order_functions.application.ports import ChaosSwitches, InventoryRefused, ProductView
 from order_functions.domain.models import OrderStatus
 from order_functions.domain.reservation_events import parse_reservation_event
 from tests.unit.conftest import World, build_world
@@ -115,3 +115,26 @@ async def test_chaos_refusals_name_their_cause(world: World) -> None:
 async def test_bus_status(world: World) -> None:
     status = await world.services.bus_status()
     assert status == {"kind": "fake", "queue": "verify-order", "stats": {"active": 0, "dead_lettered": 0}}
+
+
+async def test_a_full_listing_landing_during_a_read_never_labels_the_older_rows_complete(world: World) -> None:
+    """The copy is read while the background listing lands: the answer holds the rows read before it, so it must
+    say "incomplete" (it may lack products), not "complete"."""
+    event = json.dumps({"event_id": str(uuid.uuid4()), "type": "stock.changed", "cause": "restock", "products": [
+        {"product_id": "P-2", "name": "p-2", "available": 4, "reserved": 0, "shipped": 0, "version": 9}]}).encode()
+    await world.services.reservation_event(parse_reservation_event(event))
+    catalogue = world.services.catalogue
+    read_rows = world.catalogue.snapshot
+
+    async def snapshot_then_listing_lands() -> list[ProductView]:
+        rows = await read_rows()
+        await catalogue.refresh()  # the full listing commits right after these rows were read
+        return rows
+
+    world.catalogue.snapshot = snapshot_then_listing_lands  # type: ignore[method-assign]
+    answer = await world.services.products.list()
+    world.catalogue.snapshot = read_rows  # type: ignore[method-assign]
+    assert [p.product_id for p in answer.products] == ["P-2"]
+    assert answer.complete is False
+    after = await world.services.products.list()
+    assert after.complete and [p.product_id for p in after.products] == ["P-1", "P-2"]
