@@ -14,25 +14,17 @@ from typing import Any
 from valerix_common.bus.messages import Sendable
 from valerix_common.db import Pool
 from valerix_common.local_bus.notify import CHANNEL
-from valerix_common.local_bus.queue import (
-    FRESH_ALWAYS,
-    FRESH_DEDUP,
-    LocalQueue,
-    enqueue_sql,
-    message_params,
-)
+from valerix_common.local_bus.queue import LocalQueue, message_params
 
 log = logging.getLogger(__name__)
 
 _SUBSCRIBERS = "SELECT queue_name FROM localbus.subscriptions WHERE topic_name = %(topic)s"
-_PUBLISH_DEDUP = enqueue_sql(FRESH_DEDUP, _SUBSCRIBERS)
-_PUBLISH_PLAIN = enqueue_sql(FRESH_ALWAYS, _SUBSCRIBERS)
 
 
 def publish_many_sql(dedup: bool) -> str:
-    """A batch in one statement, in order: with duplicate detection the first copy of each id within the batch is
-    the candidate and an id seen within the window is dropped (as sending them one by one would); without, every
-    message is copied. One NOTIFY per subscription queue (delivered at commit)."""
+    """One message or a batch in one statement, in order: with duplicate detection the first copy of each id in the
+    batch is the candidate and an id seen within the window is dropped (as sending them one by one would); without,
+    every message is copied. One NOTIFY per subscription queue (delivered at commit)."""
     chosen = (
         "firsts AS (SELECT DISTINCT ON (id) id, n FROM input ORDER BY id, n),"
         " fresh AS (INSERT INTO localbus.message_ids (queue_name, message_id, expires_at)"
@@ -92,15 +84,7 @@ class LocalTopic:
 
     async def publish(self, message: Sendable) -> int:
         """As `send`; returns how many subscriptions got a copy (0 for a duplicate or with no subscription)."""
-        params = {
-            "topic": self.topic_name,
-            **message_params(message, self.topic_name, self.duplicate_detection_window_s),
-        }
-        sql = _PUBLISH_DEDUP if self.duplicate_detection_window_s > 0 else _PUBLISH_PLAIN
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
-        assert row is not None  # the final SELECT always yields one row
+        row = await self._publish([message])
         if row["fresh"] == 0:
             log.info("local topic %s: duplicate message_id %s dropped", self.topic_name, message.message_id)
             return 0
@@ -112,6 +96,12 @@ class LocalTopic:
         """One statement for all of them, in order: one commit however many messages (the relay's hot path)."""
         if not messages:
             return
+        row = await self._publish(messages)
+        if row["fresh"] < len(messages):
+            log.info("local topic %s: %d duplicate message id(s) of a batch of %d dropped", self.topic_name,
+                     len(messages) - row["fresh"], len(messages))
+
+    async def _publish(self, messages: Sequence[Sendable]) -> dict[str, Any]:
         dedup = self.duplicate_detection_window_s > 0
         each = [message_params(m, self.topic_name, self.duplicate_detection_window_s) for m in messages]
         params = {
@@ -123,9 +113,7 @@ class LocalTopic:
             cur = await conn.execute(_PUBLISH_MANY_DEDUP if dedup else _PUBLISH_MANY_PLAIN, params)
             row = await cur.fetchone()
         assert row is not None  # the final SELECT always yields one row
-        if row["fresh"] < len(messages):
-            log.info("local topic %s: %d duplicate message id(s) of a batch of %d dropped", self.topic_name,
-                     len(messages) - row["fresh"], len(messages))
+        return dict(row)
 
     async def create_subscription(self, subscription_name: str) -> None:
         """Idempotent; messages sent before a subscription exists are not copied to it (as in Service Bus)."""
