@@ -81,21 +81,10 @@ class QueuePump:
         while not stopping.is_set():
             free = await self._acquire(slots)
             try:
-                # wakes on the bus's NOTIFY the moment a message commits, polling anyway (bounded waits)
-                messages = await self.queue.receive_wait(
-                    max_messages=free, max_wait_s=RECEIVE_WAIT_S, poll_interval_s=self.poll_interval_s
-                )
+                messages, backoff = await self._receive(free, backoff)
             except asyncio.CancelledError:
                 _release(slots, free)
                 raise
-            except Exception as exc:
-                _release(slots, free)
-                backoff = min(2.0, max(0.1, backoff * 2))
-                log.warning("%s: receiving from queue %r failed (%s); retrying in %.1f s",
-                            self.fn.name, self.fn.queue_name, exc, backoff)
-                await asyncio.sleep(backoff)
-                continue
-            backoff = 0.0
             _release(slots, free - len(messages))
             for message in messages:
                 task = asyncio.create_task(self.handle(message), name=f"msg:{message.message_id}")
@@ -105,24 +94,29 @@ class QueuePump:
     async def _run_batches(self, stopping: asyncio.Event) -> None:
         backoff = 0.0
         while not stopping.is_set():
-            try:
-                messages = await self.queue.receive_wait(
-                    max_messages=self.max_message_batch_size, max_wait_s=RECEIVE_WAIT_S,
-                    poll_interval_s=self.poll_interval_s,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                backoff = min(2.0, max(0.1, backoff * 2))
-                log.warning("%s: receiving from queue %r failed (%s); retrying in %.1f s",
-                            self.fn.name, self.fn.queue_name, exc, backoff)
-                await asyncio.sleep(backoff)
-                continue
-            backoff = 0.0
+            messages, backoff = await self._receive(self.max_message_batch_size, backoff)
             if messages:
                 task = asyncio.create_task(self.handle_batch(messages), name=f"batch:{self.fn.name}")
                 self.track(task)
                 await asyncio.wait({task})  # stopping cancels this wait, not the batch: the host drains it
+
+    async def _receive(self, max_messages: int, backoff: float) -> tuple[list[ReceivedMessage], float]:
+        """One receive and the backoff that follows it: wakes on the bus's NOTIFY the moment a message commits,
+        polling anyway (bounded waits); a failed receive is logged and waited out (growing, bounded) and gives no
+        messages."""
+        try:
+            messages = await self.queue.receive_wait(
+                max_messages=max_messages, max_wait_s=RECEIVE_WAIT_S, poll_interval_s=self.poll_interval_s
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            backoff = min(2.0, max(0.1, backoff * 2))
+            log.warning("%s: receiving from queue %r failed (%s); retrying in %.1f s",
+                        self.fn.name, self.fn.queue_name, exc, backoff)
+            await asyncio.sleep(backoff)
+            return [], backoff
+        return messages, 0.0
 
     async def _acquire(self, slots: asyncio.Semaphore) -> int:
         """Waits for one free slot, then takes every other free one: how many messages to ask for."""
