@@ -12,7 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
-from order_functions.domain.reservation_events import StockChanged, StockLevel
+from order_functions.domain.reservation_events import StockChanged
 from order_functions.domain.validation import CheckoutRequest
 
 # the bus message is shared with the inventory's relay (transport-free: no Azure, no PostgreSQL)
@@ -205,13 +205,10 @@ class OrderStore(OrderReader, Protocol):
 class CatalogueStore(Protocol):
     """The Order Service's copy of the catalogue. Stock figures only ever move to a higher per-product version."""
 
-    async def apply_levels(self, event_id: UUID, event_type: str, levels: tuple[StockLevel, ...]) -> int | None:
-        """Upserts stock levels from an event and records the event as consumed, in one transaction; returns how
-        many rows moved to a newer version, or None when the event had been consumed already (nothing changed)."""
-
     async def apply_levels_many(self, events: Sequence[StockChanged]) -> list[bool | None]:
-        """`apply_levels` for several events (each id once) in one transaction: per event, None for one consumed
-        already, else whether it brought a figure newer than the copy held."""
+        """Upserts the stock levels of several events (each id once) and records each event as consumed, in one
+        transaction; per event, None when it had been consumed already (nothing changed for it), else whether it
+        brought a figure newer than the copy held (as applying the events one by one would)."""
 
     async def apply_listing(self, products: list[ProductView]) -> int:
         """A full refresh: names and prices always, stock where the listing is not older than the copy."""
@@ -247,16 +244,11 @@ class ConsumedEvents(Protocol):
 
     async def seen(self, event_id: UUID) -> bool: ...
 
-    async def first_look(
-        self, event_id: UUID, event_type: str, order_id: UUID, movable_from: tuple[OrderStatus, ...]
-    ) -> FirstLook:
-        """In one step: whether the event was handled before, the order, and, when neither is true and the order is
-        missing or not in `movable_from` (the event cannot move it), the event recorded as handled (`no-op` or
-        `unknown-order`). `recorded` is False when it was seen, when the order can still move, or when a concurrent
-        delivery recorded it first."""
-
     async def first_looks(self, looks: Sequence[DecisionLook]) -> list[FirstLook]:
-        """`first_look` for several events in one step, in order; each event, and each order, at most once."""
+        """In one step, for each event in order (each event, and each order, at most once): whether it was handled
+        before, the order, and, when neither is true and the order is missing or not in `movable_from` (the event
+        cannot move it), the event recorded as handled (`no-op` or `unknown-order`). `recorded` is False when it was
+        seen, when the order can still move, or when a concurrent delivery recorded it first."""
 
     async def record(self, event_id: UUID, event_type: str, order_id: UUID | None, effect: str) -> bool:
         """False when another delivery recorded it first."""

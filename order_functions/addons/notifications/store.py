@@ -64,13 +64,10 @@ class NotificationStore:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
-    async def apply(self, event: OrderEvent) -> bool:
-        """Applies the event once: True the first time, False for a redelivery (nothing written again)."""
-        return (await self.apply_many([event]))[0]
-
     async def apply_many(self, events: Sequence[OrderEvent]) -> list[bool]:
-        """`apply` for a batch in one statement; one flag per event, in order. An event id twice in the batch (two
-        messages of one event) is applied once: its later copies are redeliveries."""
+        """Applies each event once, the batch in one statement; one flag per event, in order: True the first time,
+        False for a redelivery (nothing written again). An event id twice in the batch (two messages of one event)
+        is applied once: its later copies are redeliveries."""
         first_copies: dict[UUID, OrderEvent] = {}
         for event in events:
             first_copies.setdefault(event.event_id, event)
