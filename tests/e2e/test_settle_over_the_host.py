@@ -60,14 +60,6 @@ async def test_the_host_settles_a_202_order_from_the_reservation_event(
     status, first = await fetch(http, "GET", f"{base}/products")
     assert status == 200 and first["source"] == "inventory"  # a fresh copy takes a full listing first
     product = await inventory.new_product(6)
-    asked: list[float] = []
-    adapter = (await orders.resources()).inventory
-    real_list = adapter.list_products
-
-    async def counting_list(timeout_s: float) -> object:
-        asked.append(timeout_s)
-        return await real_list(timeout_s)
-
     inventory.running.chaos.update(ChaosSettings(gremlin_enabled=True, min_delay_s=3.0, max_delay_s=3.0))
     try:
         order = {"customer_id": "alice", "items": [{"product_id": product, "quantity": 2}]}
@@ -79,11 +71,10 @@ async def test_the_host_settles_a_202_order_from_the_reservation_event(
             _, settled = await fetch(http, "GET", f"{base}/orders/{created['order_id']}")
             if settled["status"] != "pending":
                 break
-        adapter.list_products = counting_list  # type: ignore[method-assign,assignment]
-        status, listing = await fetch(http, "GET", f"{base}/products")
+        async with orders.counting_listings() as asked:
+            status, listing = await fetch(http, "GET", f"{base}/products")
     finally:
         inventory.running.chaos.update(ChaosSettings())
-        adapter.list_products = real_list  # type: ignore[method-assign]
     assert settled["status"] == "confirmed" and settled["settled_via"] == "reservation-event", settled
     transitions = orders.sql("SELECT to_status, via FROM order_events WHERE order_id = %s ORDER BY event_id",
                              uuid.UUID(created["order_id"]))

@@ -69,6 +69,24 @@ class OrderHarness:
         assert adapters is not None
         return adapters
 
+    @asynccontextmanager
+    async def counting_listings(self) -> AsyncIterator[list[float]]:
+        """While open, every call the Order Service makes to the inventory's listing is recorded (its timeout) and
+        still goes through; the list stays readable after."""
+        adapter = (await self.resources()).inventory
+        real_list = adapter.list_products
+        asked: list[float] = []
+
+        async def counting_list(timeout_s: float) -> Any:
+            asked.append(timeout_s)
+            return await real_list(timeout_s)
+
+        adapter.list_products = counting_list  # type: ignore[method-assign]
+        try:
+            yield asked
+        finally:
+            adapter.list_products = real_list  # type: ignore[method-assign]
+
     async def queue(self) -> LocalQueue:
         bus = (await self.resources()).bus
         assert isinstance(bus, LocalQueue)

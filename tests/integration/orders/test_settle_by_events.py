@@ -106,21 +106,12 @@ async def test_products_answer_from_the_copy_under_the_gremlin_and_follow_stock_
     status, _, _ = await evented.checkout([(product, 3)])
     assert status == 201
     await evented.deliver_events(max_wait_s=1)
-    asked: list[float] = []
-    adapter = (await evented.resources()).inventory
-    real_list = adapter.list_products
-
-    async def counting_list(timeout_s: float) -> object:
-        asked.append(timeout_s)
-        return await real_list(timeout_s)
-
-    adapter.list_products = counting_list  # type: ignore[method-assign,assignment]
     gremlin(inventory, 5.0)
     try:
-        status, listing, _ = await call("list_products", http_request("GET", "products"))
+        async with evented.counting_listings() as asked:
+            status, listing, _ = await call("list_products", http_request("GET", "products"))
     finally:
         inventory.running.chaos.update(ChaosSettings())
-        adapter.list_products = real_list  # type: ignore[method-assign]
     assert status == 200 and listing["source"] == "copy" and listing["as_of"], listing
     assert asked == []  # the delayed inventory was not asked
     [row] = [p for p in listing["products"] if p["product_id"] == product]
