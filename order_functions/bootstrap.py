@@ -20,7 +20,7 @@ from order_functions.application.cancel import CancelOrder, ReleaseStock
 from order_functions.application.catalogue import Catalogue
 from order_functions.application.checkout import Checkout
 from order_functions.application.identity import Authenticator
-from order_functions.application.ownership import CustomerCheckout, CustomerOrders, RateLimiter
+from order_functions.application.ownership import CustomerCheckout, CustomerOrders
 from order_functions.application.ports import (
     BatchSender,
     CatalogueStore,
@@ -35,7 +35,7 @@ from order_functions.application.ports import (
     StoreUnavailable,
 )
 from order_functions.application.queries import HealthCheck, OrderQueries, ProductQueries
-from order_functions.application.reconcile import Reconcile
+from order_functions.application.reconcile import IdleRatePurge, Reconcile
 from order_functions.application.reservation_events import ApplyReservationEvent
 from order_functions.application.settle_order import SettleOrder
 from order_functions.application.ship import ShipOrder
@@ -52,7 +52,7 @@ from order_functions.infrastructure.local_queue import LocalQueue, ensure_schema
 from order_functions.infrastructure.metrics import OtelMetrics
 from order_functions.infrastructure.order_outbox import Destinations, OrderOutboxRelay
 from order_functions.infrastructure.orders_repository import MIGRATIONS, OrdersRepository
-from order_functions.infrastructure.rate_limiter import PostgresRateLimiter, ProcessRateLimiter
+from order_functions.infrastructure.rate_limiter import IdleRateRows
 from order_functions.infrastructure.relay_runner import RelayRunner
 from order_functions.infrastructure.servicebus_sender import AzureServiceBusSender
 from valerix_common.db import Pool, make_pool
@@ -125,7 +125,7 @@ def wire(
     queue_stats: QueueStats | None,
     catalogue: CatalogueStore,
     consumed: ConsumedEvents,
-    rate_limiter: RateLimiter | None = None,
+    rate_rows: IdleRatePurge | None = None,
 ) -> OrderServices:
     catalogue_copy = Catalogue(catalogue, inventory, config.verify_timeout_s)
     transitions = OrderTransitions(orders, metrics, outbox)
@@ -134,7 +134,6 @@ def wire(
     checkout = Checkout(orders, catalogue_copy, settle, outbox, config.inventory_timeout_s)
     cancel_order = CancelOrder(orders, release)
     order_queries = OrderQueries(orders)
-    limiter = rate_limiter or ProcessRateLimiter(config.checkout_rate)
     return OrderServices(
         checkout=checkout,
         verify_order=VerifyOrder(orders, settle, metrics, config.verify_queue, config.verify_timeout_s),
@@ -142,7 +141,7 @@ def wire(
         reconcile=Reconcile(
             orders, release, outbox, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
-            rate_limiter=limiter,  # its idle rows go on the reconciler's schedule
+            rate_limiter=rate_rows,  # its idle rows go on the reconciler's schedule
         ),
         reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
         ship_order=ShipOrder(orders, inventory, transitions, metrics, config.ship_timeout_s),
@@ -152,7 +151,7 @@ def wire(
         health=HealthCheck(orders, inventory, bus, bus_kind),
         chaos=ChaosAdmin(chaos, config.admin_api_enabled),
         bus_status=BusStatus(bus_kind, config.verify_queue, queue_stats),
-        customer_checkout=CustomerCheckout(checkout, orders, limiter, config.order_caps),
+        customer_checkout=CustomerCheckout(checkout, config.order_caps, config.checkout_rate),
         customer_orders=CustomerOrders(order_queries, cancel_order),
     )
 
@@ -237,7 +236,7 @@ async def build(config: OrderConfig) -> OrderServices:
         queue_stats=adapters.bus if isinstance(adapters.bus, LocalQueue) else None,
         catalogue=CatalogueRepository(adapters.pool),
         consumed=ConsumedEventsRepository(adapters.pool),
-        rate_limiter=PostgresRateLimiter(adapters.pool, config.checkout_rate),  # shared by every instance
+        rate_rows=IdleRateRows(adapters.pool),  # the limit itself is in the order write, shared by every instance
     )
     services.adapters = adapters
     return services

@@ -25,6 +25,7 @@ from devstack.bench.http_load import OrderMix, run_load
 from devstack.bench.memory import MemorySampler, ProcessGroups, cpu_delta, growth, machine_busy_s
 from devstack.bench.pg_limit import PhysicalLimit
 from devstack.bench.report import TARGET_CLIENTS
+from devstack.bench.sql_scripts import BENCH_RATE
 from devstack.identity.clients import inventory_metadata
 from devstack.stack import ROOT, Stack, StackOptions
 from inventory_service.handlers import ADMIN_TOKEN_METADATA
@@ -38,8 +39,8 @@ log = logging.getLogger("devstack.bench")
 HOT_PRODUCT = "bench-1"  # pgbench's -D nproducts=1 picks the same product
 RESTOCK_MAX = 1_000_000  # inventory_service.domain.rules.MAX_RESTOCK_QUANTITY: one Restock call adds at most this
 # the bench measures throughput, not the per-customer checkout limit: lifted for its own stack only
-BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0", "CHECKOUT_RATE_PER_MINUTE": "10000",
-             "CHECKOUT_RATE_BURST": "1000"}
+BENCH_ENV = {"GREMLIN_MODE": "false", "SCHRODINGER_CRASH_RATE": "0",
+             "CHECKOUT_RATE_PER_MINUTE": f"{BENCH_RATE.per_minute:g}", "CHECKOUT_RATE_BURST": str(BENCH_RATE.burst)}
 # The bench always runs its own embedded server (pgbench needs it): outside database URLs are ignored.
 PREPARED_SETTING = "POSTGRES_PREPARED_STATEMENTS"
 OUTSIDE_DATABASES = ("INVENTORY_DATABASE_URL", "ORDERS_DATABASE_URL", "LOCAL_BUS_DATABASE_URL")

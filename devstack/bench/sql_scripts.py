@@ -9,8 +9,8 @@ the fingerprint). So when a repository gains, loses or rewrites a statement, the
 anyone editing a script.
 
 * ``reserve.sql``  — `StockRepository.reserve` (one transaction);
-* ``checkout.sql`` — `OrdersRepository.create` (no key) → `StockRepository.reserve` → `OrdersRepository.transition`
-  to confirmed;
+* ``checkout.sql`` — `OrdersRepository.create` (no key; with the customer's checkout slot, under the bench's rate
+  policy) → `StockRepository.reserve` → `OrdersRepository.transition` to confirmed;
 * ``checkout-idempotent.sql`` — the same with an Idempotency-Key, then `OrdersRepository.complete_key`.
 
 The hand-written scripts this replaces (and the pre-round-trip-change ``baseline/``) are in git history
@@ -35,6 +35,7 @@ from inventory_service.domain.models import LineItem as StockItem
 from inventory_service.repository import StockRepository
 from order_functions.application.ports import NewOrderEvent
 from order_functions.domain.models import LineItem, OrderStatus, SettledVia
+from order_functions.domain.rate_limit import RatePolicy
 from order_functions.domain.validation import CheckoutRequest
 from order_functions.infrastructure.orders_repository import OrdersRepository
 
@@ -48,6 +49,9 @@ CUSTOMER_TOKEN = "xcustx"
 KEY_TOKENS = ("xkeyax", "xkeybx")
 IDEMPOTENCY_KEY = f"bench-{KEY_TOKENS[0]}-{KEY_TOKENS[1]}"
 RECORDING_STOCK = 10 * QUANTITY
+# The checkout rate limit the bench's stack runs with (runner.BENCH_ENV): the order write's slot is recorded with
+# it, so pgbench takes the customer's slot as the product does (1,000 customers: never limited at these rates).
+BENCH_RATE = RatePolicy(per_minute=10_000, burst=1000)
 
 # the order events the checkout writes (order.placed, order.confirmed): event ids are unique, so they vary too
 PLACED_EVENT_ID = UUID("5eb1a7c1-0000-4000-8000-0000000e0e01")
@@ -96,6 +100,10 @@ class Recording:
     @property
     def round_trips(self) -> int:
         return sum(len(statements) for _, statements in self.calls)
+
+
+def request_customer() -> str:
+    return f"bench-cust-{CUSTOMER_TOKEN}"
 
 
 # --- parameters → SQL ------------------------------------------------------------------------------------------
@@ -190,7 +198,7 @@ Step = tuple[str, Callable[[], Awaitable[Any]]]  # (what it is, the repository c
 async def record_scripts(conninfo: str) -> list[Recording]:
     """Runs one checkout's repository calls against `conninfo` (search_path must reach both services' tables)
     and returns the three recordings. Leaves behind one product and the recorded rows, removed again at the end."""
-    request = CheckoutRequest(f"bench-cust-{CUSTOMER_TOKEN}", (LineItem(PRODUCT_ID, QUANTITY),))
+    request = CheckoutRequest(request_customer(), (LineItem(PRODUCT_ID, QUANTITY),))
     stock_items = (StockItem(PRODUCT_ID, QUANTITY),)
     pool = recording_pool(conninfo)
     await pool.open(wait=True)
@@ -202,7 +210,7 @@ async def record_scripts(conninfo: str) -> list[Recording]:
             steps: list[Step] = [
                 ("OrdersRepository.create" + (" with an Idempotency-Key" if key else ""),
                  lambda: orders.create(ORDER_ID, request, key, event=NewOrderEvent(PLACED_EVENT_ID, "order.placed"),
-                                       verify_after_s=2.0)),
+                                       verify_after_s=2.0, rate=BENCH_RATE)),
                 ("StockRepository.reserve", lambda: stock.reserve(ORDER_ID, stock_items)),
                 ("OrdersRepository.transition -> confirmed",
                  lambda: orders.transition(ORDER_ID, OrderStatus.CONFIRMED, SettledVia.INVENTORY_REPLY,
@@ -238,6 +246,7 @@ async def _reset(pool: Any) -> None:
         for table in ("idempotency_keys", "reservation_items", "reservations", "outbox", "order_events",
                       "verify_outbox", "orders"):
             await conn.execute(f"DELETE FROM {table} WHERE order_id = %s", (ORDER_ID,))
+        await conn.execute("DELETE FROM checkout_rate WHERE customer_id = %s", (request_customer(),))
         await conn.execute(
             "INSERT INTO products (product_id, name, price_cents, available, received) VALUES (%s, 'recording', 1,"
             " %s, %s) ON CONFLICT (product_id) DO UPDATE SET available = excluded.available",

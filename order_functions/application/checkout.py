@@ -1,8 +1,9 @@
-"""Checkout: validate against the catalogue, write the pending order (claiming the Idempotency-Key) with its intent
-to verify, ask the inventory within what is left of the budget, and answer.
+"""Checkout: validate against the catalogue, write the pending order (claiming the Idempotency-Key and, with a rate
+policy, the customer's checkout slot) with its intent to verify, ask the inventory within what is left of the
+budget, and answer.
 
 One deadline covers the whole answer: it starts when the request arrives (the interface fixes it, before
-authentication and the rate limiter) and every step gets the time that is left, so the service's own work ends
+authentication) and every step gets the time that is left, so the service's own work ends
 within the budget (INVENTORY_TIMEOUT_SECONDS) whatever is slow or down, and the response leaves within the budget
 plus what the HTTP host and the network add (the stated margin: 100 ms at p99, measured by `make chaos`). Nothing on
 this path talks to the bus: the verify intent was written with the order, and the outbox relay sends it once the
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from order_functions.application.catalogue import Catalogue
 from order_functions.application.deadline import Deadline, within
 from order_functions.application.errors import (
+    CheckoutRateLimited,
     CheckoutTimedOut,
     IdempotencyInFlight,
     IdempotencyKeyReused,
@@ -30,6 +32,7 @@ from order_functions.application.ports import (
     InFlight,
     InventoryUnavailable,
     KeyMismatch,
+    Limited,
     OrderStore,
     Outbox,
     Replay,
@@ -38,6 +41,7 @@ from order_functions.application.ports import (
 from order_functions.application.settle_order import SettleOrder
 from order_functions.application.transitions import new_event
 from order_functions.domain.models import Order, OrderStatus, SettledVia
+from order_functions.domain.rate_limit import RatePolicy
 from order_functions.domain.validation import CheckoutRequest
 
 log = logging.getLogger(__name__)
@@ -61,8 +65,8 @@ CATALOGUE_SHARE = 0.25
 
 
 def before_answer_s(deadline: Deadline) -> float:
-    """What a step that may end the checkout in a 503 (the rate limit, the order write) gets: what is left minus
-    the same reserve, so even that answer (its log line, the slot's refund, the host) leaves within the budget."""
+    """What a step that may end the checkout in a 503 (the order write) gets: what is left minus
+    the same reserve, so even that answer (its log line, the host) leaves within the budget."""
     return max(deadline.left() - record_reserve_s(deadline.budget_s), MIN_CALL_S)
 
 
@@ -92,17 +96,22 @@ class Checkout:
         return Deadline.after(self.budget_s)
 
     async def __call__(
-        self, request: CheckoutRequest, idempotency_key: str | None, deadline: Deadline | None = None
+        self, request: CheckoutRequest, idempotency_key: str | None, deadline: Deadline | None = None,
+        rate: RatePolicy | None = None,
     ) -> CheckoutResult:
+        """`rate`: the customer's checkout rate limit, applied by the order write itself (none when not given)."""
         deadline = deadline or self.deadline()
         await self._check_products(request, deadline)
-        match await self._create(request, idempotency_key, deadline):
+        match await self._create(request, idempotency_key, deadline, rate):
             case Replay(order):
                 return CheckoutResult(order, replayed=True)
             case InFlight(order_id):
                 raise IdempotencyInFlight(order_id)
             case KeyMismatch(order_id):
                 raise IdempotencyKeyReused(order_id)
+            case Limited(retry_after_s):
+                log.info("checkout rate limit: customer %s, retry after %ds", request.customer_id, retry_after_s)
+                raise CheckoutRateLimited(retry_after_s)
             case Created(order):
                 pass
         trace.get_current_span().set_attribute("valerix.order_id", str(order.order_id))
@@ -132,18 +141,20 @@ class Checkout:
         if unknown:
             raise UnknownProduct(unknown)
 
-    async def _create(self, request: CheckoutRequest, key: str | None, deadline: Deadline) -> CreateResult:
+    async def _create(
+        self, request: CheckoutRequest, key: str | None, deadline: Deadline, rate: RatePolicy | None
+    ) -> CreateResult:
         """The order write gets what is left of the budget before the answer's reserve (the wait for a connection
         too); if it cannot finish, a clear 503. The write is cancelled then, and psycopg cancels it in the server,
-        so it rolls back: nothing is written. Only a COMMIT already under way at that moment can still land; that
-        order is pending with its verify intent, so the relay settles it, and the same Idempotency-Key replays it
-        (409 "in flight" until IDEMPOTENCY_IN_FLIGHT_SECONDS, then the order)."""
+        so it rolls back: nothing is written and no checkout slot is taken. Only a COMMIT already under way at that
+        moment can still land; that order is pending with its verify intent, so the relay settles it, and the same
+        Idempotency-Key replays it (409 "in flight" until IDEMPOTENCY_IN_FLIGHT_SECONDS, then the order)."""
         left = before_answer_s(deadline)
         try:
             return await within(
                 self.orders.create(
                     uuid.uuid4(), request, key, event=new_event(OrderStatus.PENDING), verify_after_s=self.budget_s,
-                    wait_s=left,
+                    wait_s=left, rate=rate,
                 ),
                 left, "the order write",
             )

@@ -12,6 +12,7 @@ from typing import Protocol
 from uuid import UUID
 
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia
+from order_functions.domain.rate_limit import RatePolicy
 from order_functions.domain.reservation_events import StockChanged
 from order_functions.domain.validation import CheckoutRequest
 
@@ -131,7 +132,14 @@ class KeyMismatch:
     order_id: UUID
 
 
-CreateResult = Created | Replay | InFlight | KeyMismatch
+@dataclass(frozen=True)
+class Limited:
+    """The customer has no checkout slot left: nothing was written (the key, if any, not claimed either)."""
+
+    retry_after_s: int
+
+
+CreateResult = Created | Replay | InFlight | KeyMismatch | Limited
 
 
 @dataclass(frozen=True)
@@ -169,15 +177,16 @@ class OrderStore(OrderReader, Protocol):
         event: NewOrderEvent,
         verify_after_s: float,
         wait_s: float | None = None,
+        rate: RatePolicy | None = None,
     ) -> CreateResult:
         """Claims the key (if any) and inserts the pending order atomically, with its `order.placed` event and the
         intent to verify it (due `verify_after_s` after creation, sent only if it is still pending then).
+        With `rate` the order is written only if its customer has a checkout slot under that policy, and the
+        slot is taken in the same transaction (shared by every instance): a replay, a key in use or a write that
+        does not commit takes none, and a customer without one gets `Limited` with nothing written.
         `wait_s` bounds the wait for a database connection (StoreUnavailable past it)."""
 
     async def complete_key(self, customer_id: str, key: str) -> None: ...
-
-    async def key_order(self, customer_id: str, key: str) -> UUID | None:
-        """The order an unexpired key of this customer names; a read that claims nothing."""
 
     async def transition(
         self, order_id: UUID, to: OrderStatus, via: SettledVia, reason: str = "", *, event: NewOrderEvent

@@ -3,11 +3,12 @@
 GCRA keeps a single number per customer, the "theoretical arrival time" (TAT), so the state fits anywhere:
 a dict in one process (`InMemoryRateLimiter`, fine for one local host), or one row per customer in a shared
 store. In Azure the Functions app scales out, so a per-process limit multiplies by the instance count and
-resets on every restart: keep the TAT in the orders PostgreSQL database (one atomic statement per checkout:
-`INSERT ... ON CONFLICT (customer_id) DO UPDATE SET tat = GREATEST(tat, now()) + interval
-WHERE GREATEST(tat, now()) + interval - now() <= burst * interval RETURNING tat`; no row returned = limited),
-or in Azure Cache for Redis, or enforce it at the edge with API Management's `rate-limit-by-key` on the
-token's `sub`. Count only checkouts that would create an order: an idempotent replay must not consume.
+resets on every restart: the TAT is kept in the orders PostgreSQL database, moved on by the statement that writes
+the order (`INSERT ... ON CONFLICT (customer_id) DO UPDATE SET tat = GREATEST(tat, now()) + interval
+WHERE GREATEST(tat, now()) + interval - now() <= burst * interval RETURNING tat` as a CTE; no row = limited, and
+no order; infrastructure/rate_limiter.py). Azure Cache for Redis, or API Management's `rate-limit-by-key` on the
+token's `sub` at the edge, would do as well. Count only checkouts that create an order: an idempotent replay
+must not consume.
 """
 
 from __future__ import annotations
@@ -69,11 +70,6 @@ class InMemoryRateLimiter:
             if len(self._tat) > self.max_keys:
                 self._forget_idle(now)
         return decision
-
-    def refund(self, key: str) -> None:
-        """Gives back the slot an `acquire` took (the checkout turned out to be a replay or wrote nothing)."""
-        if key in self._tat:
-            self._tat[key] = max(self.clock(), self._tat[key] - self.policy.interval_s)
 
     def _forget_idle(self, now: float) -> None:
         idle = [key for key, tat in self._tat.items() if tat <= now]

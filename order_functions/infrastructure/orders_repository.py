@@ -21,12 +21,15 @@ from order_functions.application.ports import (
     CreateResult,
     InFlight,
     KeyMismatch,
+    Limited,
     NewOrderEvent,
     Replay,
     StoreUnavailable,
 )
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
+from order_functions.domain.rate_limit import RatePolicy
 from order_functions.domain.validation import CheckoutRequest
+from order_functions.infrastructure.rate_limiter import SLOT, retry_after_s, slot_params
 from valerix_common.db import Pool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,17 +39,26 @@ _ORDER_COLUMNS = (
     " verify_attempts, cancel_requested_at"
 )
 ORDER_COLUMNS = _ORDER_COLUMNS  # for the other repositories of the orders database that read an order
-# The order, its order.placed event and its verify intent: one statement, so all three commit or none does.
-_INSERT_ORDER = (
-    "WITH o AS (INSERT INTO orders (order_id, customer_id, status, items)"
-    f"  VALUES (%(id)s, %(customer)s, 'pending', %(items)s) RETURNING {_ORDER_COLUMNS}),"
-    " e AS (INSERT INTO order_events (order_id, to_status, via, event_uuid, customer_id, type, version,"
-    "   traceparent, tracestate)"
-    "  SELECT order_id, 'pending', 'checkout', %(event_id)s, customer_id, %(event_type)s, 1, %(tp)s, %(ts)s FROM o),"
-    " v AS (INSERT INTO verify_outbox (order_id, due_at, traceparent, tracestate)"
-    "  SELECT order_id, created_at + make_interval(secs => %(verify_after)s), %(tp)s, %(ts)s FROM o)"
-    " SELECT * FROM o"
-)
+# The order, its order.placed event and its verify intent: one statement, so all three commit or none does. With a
+# rate policy the customer's checkout slot is a CTE of the same statement, and no slot means no order.
+def _insert_order(in_slot: bool) -> str:
+    source = "SELECT %(id)s::uuid, %(customer)s, 'pending', %(items)s::jsonb"
+    return (
+        f"WITH {SLOT + ',' if in_slot else ''}"
+        " o AS (INSERT INTO orders (order_id, customer_id, status, items)"
+        f"  {source}{' WHERE EXISTS (SELECT 1 FROM slot)' if in_slot else ''} RETURNING {_ORDER_COLUMNS}),"
+        " e AS (INSERT INTO order_events (order_id, to_status, via, event_uuid, customer_id, type, version,"
+        "   traceparent, tracestate)"
+        "  SELECT order_id, 'pending', 'checkout', %(event_id)s, customer_id, %(event_type)s, 1, %(tp)s, %(ts)s"
+        "  FROM o),"
+        " v AS (INSERT INTO verify_outbox (order_id, due_at, traceparent, tracestate)"
+        "  SELECT order_id, created_at + make_interval(secs => %(verify_after)s), %(tp)s, %(ts)s FROM o)"
+        " SELECT * FROM o"
+    )
+
+
+_INSERT_ORDER = _insert_order(in_slot=False)
+_INSERT_ORDER_IN_SLOT = _insert_order(in_slot=True)
 # Conditional on the source states; the event takes the version bumped under the row lock.
 _TRANSITION = (
     "WITH before AS (SELECT status FROM orders WHERE order_id = %(id)s),"
@@ -110,30 +122,48 @@ class OrdersRepository:
         event: NewOrderEvent,
         verify_after_s: float,
         wait_s: float | None = None,
+        rate: RatePolicy | None = None,
     ) -> CreateResult:
         """Claims the key (if any) and inserts the pending order, its event and its verify intent in one
-        transaction. The caller bounds the whole write (and cancels it, which psycopg forwards to the server);
-        `wait_s` bounds the wait for a pooled connection, so an empty pool (a restarting server) answers in time."""
+        transaction; with `rate`, only if the customer has a checkout slot, taken by the same statement. The
+        caller bounds the whole write (and cancels it, which psycopg forwards to the server); `wait_s` bounds the
+        wait for a pooled connection, so an empty pool (a restarting server) answers in time."""
         params = {
             "id": order_id, "customer": request.customer_id, "verify_after": verify_after_s,
             "items": Jsonb([[i.product_id, i.quantity] for i in request.items]), **_event_params(event),
+            **(slot_params(rate) if rate else {}),
         }
         if idempotency_key is None:
-            # Without a key the order, its event and its verify intent are one statement, atomic on its own: no
-            # BEGIN/COMMIT round trips (two of the checkout's round trips to the orders database).
+            # Without a key the order, its event, its verify intent and its slot are one statement, atomic on its
+            # own: no BEGIN/COMMIT round trips (two of the checkout's round trips to the orders database).
             async with connection(self.pool, wait_s) as conn:
-                return Created(await self._insert(conn, params))
-        async with connection(self.pool, wait_s) as conn, conn.transaction():
-            existing = await self._claim_key(conn, order_id, request, idempotency_key)
-            if existing is not None:
-                return existing
-            return Created(await self._insert(conn, params))
+                order = await self._insert(conn, params, rate)
+                return Created(order) if order else Limited(await self._retry_after(conn, request, rate))
+        async with connection(self.pool, wait_s) as conn:
+            async with conn.transaction() as tx:
+                existing = await self._claim_key(conn, order_id, request, idempotency_key)
+                if existing is not None:
+                    return existing
+                order = await self._insert(conn, params, rate)
+                if order is not None:
+                    return Created(order)
+                limited = Limited(await self._retry_after(conn, request, rate))
+                raise psycopg.Rollback(tx)  # the key's claim goes too: a limited request leaves nothing behind
+            return limited
 
-    async def _insert(self, conn: AsyncConnection[dict[str, Any]], params: dict[str, Any]) -> Order:
-        cur = await conn.execute(_INSERT_ORDER, params)
+    @staticmethod
+    async def _insert(
+        conn: AsyncConnection[dict[str, Any]], params: dict[str, Any], rate: RatePolicy | None
+    ) -> Order | None:
+        cur = await conn.execute(_INSERT_ORDER_IN_SLOT if rate else _INSERT_ORDER, params)
         row = await cur.fetchone()
-        assert row is not None
-        return order_from_row(row)
+        return order_from_row(row) if row else None
+
+    @staticmethod
+    async def _retry_after(conn: AsyncConnection[dict[str, Any]], request: CheckoutRequest,
+                           rate: RatePolicy | None) -> int:
+        assert rate is not None  # only a statement with a slot inserts nothing
+        return await retry_after_s(conn, request.customer_id, rate)
 
     async def _claim_key(
         self, conn: AsyncConnection[dict[str, Any]], order_id: UUID, request: CheckoutRequest, key: str
@@ -176,16 +206,6 @@ class OrdersRepository:
                 " WHERE customer_id = %s AND idem_key = %s AND completed_at IS NULL",
                 (customer_id, key),
             )
-
-    async def key_order(self, customer_id: str, key: str) -> UUID | None:
-        async with connection(self.pool) as conn:
-            cur = await conn.execute(
-                "SELECT order_id FROM idempotency_keys"
-                " WHERE customer_id = %s AND idem_key = %s AND expires_at >= now()",
-                (customer_id, key),
-            )
-            row = await cur.fetchone()
-            return row["order_id"] if row else None
 
     async def get(self, order_id: UUID) -> Order | None:
         async with connection(self.pool) as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from order_functions.application.ports import (
     InventoryRefused,
     InventoryUnavailable,
     KeyMismatch,
+    Limited,
     NewOrderEvent,
     OutgoingMessage,
     ProductView,
@@ -36,6 +38,7 @@ from order_functions.application.verify_queue import verify_message
 from order_functions.config import OrderConfig
 from order_functions.contracts.order_events import event_type_for
 from order_functions.domain.models import LineItem, Order, OrderStatus, SettledVia, sources_for
+from order_functions.domain.rate_limit import InMemoryRateLimiter, RatePolicy
 from order_functions.domain.reservation_events import StockChanged, StockLevel
 from order_functions.domain.validation import CheckoutRequest
 
@@ -76,6 +79,7 @@ class FakeStore:
         self.outbox_events: list[tuple[UUID, NewOrderEvent, int]] = []
         self.verify_due: dict[UUID, datetime] = {}
         self.write_delay_s = 0.0  # a slow orders database: every write takes this long
+        self.rates: dict[RatePolicy, InMemoryRateLimiter] = {}  # the checkout slots, per policy
 
     def add(self, order_id: UUID, req: CheckoutRequest, *, age_s: float = 0.0,
             status: OrderStatus = OrderStatus.PENDING) -> Order:
@@ -86,9 +90,9 @@ class FakeStore:
 
     async def create(
         self, order_id: UUID, request: CheckoutRequest, idempotency_key: str | None, *, event: NewOrderEvent,
-        verify_after_s: float, wait_s: float | None = None,
+        verify_after_s: float, wait_s: float | None = None, rate: RatePolicy | None = None,
     ) -> CreateResult:
-        await asyncio.sleep(self.write_delay_s)
+        await asyncio.sleep(self.write_delay_s)  # cancelled here, like a rolled-back write: nothing taken
         if idempotency_key is not None:
             key = self.keys.get((request.customer_id, idempotency_key))
             if key is not None:
@@ -97,6 +101,11 @@ class FakeStore:
                 if not key.completed:
                     return InFlight(key.order_id)
                 return Replay(self.orders[key.order_id])
+        if rate is not None:
+            slot = self.rates.setdefault(rate, InMemoryRateLimiter(rate, time.monotonic)).acquire(request.customer_id)
+            if not slot.allowed:
+                return Limited(slot.retry_after_s)
+        if idempotency_key is not None:
             self.keys[(request.customer_id, idempotency_key)] = _Key(request.fingerprint(), order_id)
         order = self.add(order_id, request)
         self.outbox_events.append((order_id, event, 1))
@@ -105,10 +114,6 @@ class FakeStore:
 
     async def complete_key(self, customer_id: str, key: str) -> None:
         self.keys[(customer_id, key)].completed = True
-
-    async def key_order(self, customer_id: str, key: str) -> UUID | None:
-        found = self.keys.get((customer_id, key))
-        return found.order_id if found else None
 
     async def get(self, order_id: UUID) -> Order | None:
         return self.orders.get(order_id)

@@ -1,5 +1,5 @@
 """The checkout's one deadline on fakes: it starts at the request's arrival, and every awaited step before the
-answer (rate limit, catalogue check, order write, reservation) gets only what is left of it."""
+answer (catalogue check, order write with its rate-limit slot, reservation) gets only what is left of it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from order_functions.application.checkout import MIN_CALL_S, record_reserve_s
 from order_functions.application.deadline import Deadline
-from order_functions.application.errors import CheckoutTimedOut
+from order_functions.application.errors import CheckoutRateLimited, CheckoutTimedOut
 from order_functions.application.identity import Principal
 from order_functions.domain.models import LineItem, OrderStatus
-from order_functions.domain.rate_limit import RateDecision
+from order_functions.domain.rate_limit import RatePolicy
 from order_functions.domain.validation import CheckoutBody
 from order_functions.interface.problems import problem_for
 from tests.unit.conftest import World, build_world
@@ -26,26 +26,6 @@ BODY = CheckoutBody(None, (LineItem("P-1", 1),))
 
 def arrived(seconds_ago: float, budget_s: float = 2.0) -> Deadline:
     return Deadline.after(budget_s, started_at=time.monotonic() - seconds_ago)
-
-
-class SlowLimiter:
-    """A rate limiter whose statement waits (a lock on the customer's row, a saturated database)."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.waits: list[float | None] = []
-        self.refunds = 0
-
-    async def acquire(self, key: str, wait_s: float | None = None) -> RateDecision:
-        self.waits.append(wait_s)
-        await asyncio.sleep(self.delay_s)
-        return RateDecision(True, 0.0, 0)
-
-    async def refund(self, key: str) -> None:
-        self.refunds += 1
-
-    async def purge_idle(self, limit: int) -> int:
-        return 0
 
 
 async def test_time_spent_before_the_checkout_is_taken_from_the_inventory_call(world: World) -> None:
@@ -81,27 +61,20 @@ async def test_the_order_write_gets_the_connection_wait_from_what_is_left(world:
     assert wait_s is not None and MIN_CALL_S <= wait_s <= 0.5 - record_reserve_s(2.0)
 
 
-async def test_a_rate_limiter_that_cannot_answer_in_time_is_a_503_and_writes_nothing() -> None:
-    world = build_world(config(inventory_timeout_s=0.2))
-    limiter = SlowLimiter(delay_s=5.0)
-    world.services.customer_checkout.limiter = limiter
+async def test_a_write_that_cannot_finish_in_time_is_a_503_and_takes_no_checkout_slot() -> None:
+    """The slot is taken by the order's own statement: a write cut off by the deadline leaves the budget whole."""
+    world = build_world(config(inventory_timeout_s=0.2, checkout_rate=RatePolicy(per_minute=1, burst=1)))
+    world.store.write_delay_s = 5.0  # the orders database is stuck (a lock, a saturated server)
     with pytest.raises(CheckoutTimedOut) as timed_out:
         await world.services.customer_checkout(ALICE, BODY, "k-1", arrived(0.0, budget_s=0.2))
     assert world.store.orders == {} and world.store.keys == {} and world.inventory.reserved == []
-    [wait_s] = limiter.waits
-    assert wait_s is not None and wait_s <= 0.2 - record_reserve_s(0.2)  # the connection wait: the same deadline
     problem = problem_for(timed_out.value)
     assert problem is not None and problem.status == 503 and problem.headers["Retry-After"]
-
-
-async def test_the_rate_limit_and_the_order_write_share_one_budget() -> None:
-    """A slow limiter leaves less for the order write: together they cannot outlast the deadline."""
-    world = build_world(config(inventory_timeout_s=0.5))
-    world.services.customer_checkout.limiter = SlowLimiter(delay_s=0.3)
-    world.store.write_delay_s = 0.3  # in time on its own, too slow after the limiter's 0.3 s
-    with pytest.raises(CheckoutTimedOut):
-        await world.services.customer_checkout(ALICE, BODY, "k-2", arrived(0.0, budget_s=0.5))
-    assert world.inventory.reserved == []
+    world.store.write_delay_s = 0.0
+    retried = await world.services.customer_checkout(ALICE, BODY, "k-1", arrived(0.0, budget_s=0.2))
+    assert retried.order.customer_id == "alice"  # the one slot of the burst was still there
+    with pytest.raises(CheckoutRateLimited):
+        await world.services.customer_checkout(ALICE, BODY, None, arrived(0.0, budget_s=0.2))
 
 
 async def test_a_slow_catalogue_read_lets_the_order_through_to_the_inventory(world: World) -> None:

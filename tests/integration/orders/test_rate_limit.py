@@ -1,4 +1,5 @@
-"""The checkout rate limit in PostgreSQL: every instance shares one budget per customer (real database)."""
+"""The checkout rate limit in PostgreSQL: every instance shares one budget per customer, and the order write takes
+the slot in its own statement (real database)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,65 @@ import uuid
 import psycopg
 
 from order_functions import bootstrap
+from order_functions.application.ports import Created, CreateResult, KeyMismatch, Limited, Replay
+from order_functions.application.transitions import new_event
+from order_functions.domain.models import LineItem, OrderStatus
 from order_functions.domain.rate_limit import RatePolicy
-from order_functions.infrastructure.rate_limiter import PostgresRateLimiter
+from order_functions.domain.validation import CheckoutRequest
+from order_functions.infrastructure.orders_repository import OrdersRepository
+from order_functions.infrastructure.rate_limiter import IdleRateRows
 from tests.support.orders import OrderHarness
 
 
-async def test_two_instances_share_one_budget_and_refunds_give_slots_back(orders: OrderHarness) -> None:
+async def place(
+    repository: OrdersRepository, customer: str, policy: RatePolicy, key: str | None = None, quantity: int = 1
+) -> CreateResult:
+    """One order write as the checkout makes it, with the customer's checkout slot in the same statement."""
+    return await repository.create(
+        uuid.uuid4(), CheckoutRequest(customer, (LineItem("rate-product", quantity),)), key,
+        event=new_event(OrderStatus.PENDING), verify_after_s=3600, rate=policy,
+    )
+
+
+def settle_away(orders: OrderHarness, customer_like: str) -> None:
+    """These orders name no real product: take them out of the relay's and the reconciler's way."""
+    orders.sql("UPDATE verify_outbox SET sent_at = now() WHERE order_id IN"
+               " (SELECT order_id FROM orders WHERE customer_id LIKE %s)", customer_like)
+    orders.sql("UPDATE orders SET status = 'rejected' WHERE customer_id LIKE %s", customer_like)
+
+
+async def test_two_instances_share_one_budget_and_only_written_orders_take_a_slot(orders: OrderHarness) -> None:
     pool = (await orders.resources()).pool
     policy = RatePolicy(per_minute=1, burst=3)
-    first, second = PostgresRateLimiter(pool, policy), PostgresRateLimiter(pool, policy)  # two "instances"
+    first, second = OrdersRepository(pool), OrdersRepository(pool)  # two "instances"
     customer = f"rate-{uuid.uuid4().hex[:8]}"
-    decisions = await asyncio.gather(*(limiter.acquire(customer) for limiter in (first, second) * 4))
-    assert sum(d.allowed for d in decisions) == 3  # the burst, across both, even when racing
-    refused = [d for d in decisions if not d.allowed]
-    assert all(50 <= d.retry_after_s <= 61 for d in refused), refused  # the next slot is about a minute away
-    await first.refund(customer)
-    assert (await second.acquire(customer)).allowed
-    assert not (await first.acquire(customer)).allowed
-    assert (await first.acquire(f"{customer}-other")).allowed  # per customer
+    try:
+        results = await asyncio.gather(*(place(r, customer, policy) for r in (first, second) * 4))
+        written = [r for r in results if isinstance(r, Created)]
+        assert len(written) == 3  # the burst, across both, even when racing
+        refused = [r for r in results if not isinstance(r, Created)]
+        assert all(isinstance(r, Limited) and 50 <= r.retry_after_s <= 61 for r in refused), refused
+        assert len(orders_of(orders, customer)) == 3  # a limited write wrote nothing
+
+        other = f"{customer}-keys"
+        made = await place(first, other, policy, key="k-1")
+        assert isinstance(made, Created)
+        orders.sql("UPDATE idempotency_keys SET completed_at = now() WHERE customer_id = %s", other)
+        for _ in range(4):  # replays take no slot
+            assert isinstance(await place(second, other, policy, key="k-1"), Replay)
+        assert isinstance(await place(first, other, policy, key="k-1", quantity=2), KeyMismatch)  # nor a misuse
+        assert isinstance(await place(first, other, policy), Created)
+        assert isinstance(await place(second, other, policy, key="k-2"), Created)  # the burst's third
+        limited = await place(first, other, policy, key="k-3")
+        assert isinstance(limited, Limited)
+        assert not orders.sql("SELECT 1 FROM idempotency_keys WHERE customer_id = %s AND idem_key = 'k-3'", other)
+        assert isinstance(await place(second, other, policy, key="k-1"), Replay)  # a replay passes when limited
+    finally:
+        settle_away(orders, f"{customer}%")
+
+
+def orders_of(orders: OrderHarness, customer: str) -> list[tuple[object, ...]]:
+    return orders.sql("SELECT order_id FROM orders WHERE customer_id = %s", customer)
 
 
 def seed_rates(orders: OrderHarness, prefix: str, count: int, offset_s: float) -> list[str]:
@@ -43,7 +85,8 @@ def remaining(orders: OrderHarness, prefix: str) -> set[str]:
 
 
 async def test_purge_deletes_only_passed_rows_in_bounded_batches(orders: OrderHarness) -> None:
-    limiter = PostgresRateLimiter((await orders.resources()).pool, RatePolicy(per_minute=1, burst=2))
+    pool = (await orders.resources()).pool
+    limiter, repository, policy = IdleRateRows(pool), OrdersRepository(pool), RatePolicy(per_minute=1, burst=2)
     prefix = f"purge-{uuid.uuid4().hex[:8]}"
     idle = seed_rates(orders, prefix + "i", 5, -5.0)
     busy = seed_rates(orders, prefix + "b", 3, 90.0)  # still limited: forgetting them would reset their budget
@@ -55,12 +98,16 @@ async def test_purge_deletes_only_passed_rows_in_bounded_batches(orders: OrderHa
     assert remaining(orders, prefix + "i") == set()
     assert remaining(orders, prefix + "b") == set(busy)
     # a forgotten customer starts with a full budget, exactly as if the row were there
-    assert [(await limiter.acquire(idle[0])).allowed for _ in range(3)] == [True, True, False]
-    assert not (await limiter.acquire(busy[0])).allowed  # 90 s ahead with a 60 s interval: burst used
+    try:
+        written = [isinstance(await place(repository, idle[0], policy), Created) for _ in range(3)]
+        assert written == [True, True, False]
+        assert isinstance(await place(repository, busy[0], policy), Limited)  # 90 s ahead, 60 s interval: used up
+    finally:
+        settle_away(orders, f"{prefix}%")
 
 
 async def test_purge_skips_a_row_a_checkout_holds(orders: OrderHarness) -> None:
-    limiter = PostgresRateLimiter((await orders.resources()).pool, RatePolicy(per_minute=1, burst=2))
+    limiter = IdleRateRows((await orders.resources()).pool)
     (held,) = seed_rates(orders, f"held-{uuid.uuid4().hex[:8]}", 1, -5.0)
     with psycopg.connect(orders.orders_db_url) as conn:  # a checkout in flight holds the row
         conn.execute("SELECT 1 FROM checkout_rate WHERE customer_id = %s FOR UPDATE", (held,))
