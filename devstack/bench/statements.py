@@ -19,7 +19,7 @@ import psycopg
 # written into postgresql.conf when the bench's server is created (a preload library needs a fresh start)
 SERVER_SETTINGS = {"shared_preload_libraries": "'pg_stat_statements'", "pg_stat_statements.track": "all"}
 DRAIN_S = 4.0  # after the load stops: the relays' and consumers' tail belongs to the orders just made
-TOP = 12
+TOP = 10  # the most frequent statements of each database
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def summarise(rows: list[StatementRow], orders: int) -> dict[str, Any]:
         d = databases.setdefault(r.database, {"statements": 0.0, "exec_ms": 0.0})
         d["statements"] += r.calls / per
         d["exec_ms"] += r.exec_ms / per
-    top = sorted(rows, key=lambda r: r.calls, reverse=True)[:TOP]
+    top = [r for name in sorted(databases)
+           for r in sorted((r for r in rows if r.database == name), key=lambda r: r.calls, reverse=True)[:TOP]]
     return {
         "orders": orders,
         "databases": {k: {n: round(v, 3) for n, v in d.items()} for k, d in sorted(databases.items())},
@@ -88,7 +89,7 @@ def table(result: dict[str, Any]) -> str:
              " work after the reply included):"]
     for name, d in result["databases"].items():
         lines.append(f"  {name:<14} {d['statements']:6.2f} statements  {d['exec_ms']:6.2f} ms executing")
-    lines.append("  most frequent:")
+    lines.append(f"  most frequent ({TOP} per database):")
     for t in result["top"]:
         lines.append(f"  {t['database']:<14} {t['per_order']:5.2f}/order {t['mean_exec_us']:8.0f} µs"
                      f" {t['rows_per_call']:6.2f} rows  {t['query']}")
