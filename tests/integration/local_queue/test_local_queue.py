@@ -388,7 +388,13 @@ async def test_ensure_schema_concurrently(pg_server: EmbeddedPostgres | None) ->
     await pool.open(wait=True)
     try:
         applied = await asyncio.gather(*(ensure_schema(pool) for _ in range(4)))
-        assert sorted(applied) == [[], [], [], [1, 2]]
+        # each migration is its own locked transaction: one caller may apply 1 and another 2, never one twice
+        # and never 2 before 1
+        assert sorted(v for versions in applied for v in versions) == [1, 2], applied
+        assert all(versions == sorted(versions) for versions in applied), applied
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT version FROM localbus.schema_migrations ORDER BY version")
+            assert [r["version"] for r in await cur.fetchall()] == [1, 2]
     finally:
         await pool.close()
 
