@@ -77,51 +77,62 @@ async def ensure_schema(
 
 # --- SQL ---------------------------------------------------------------------------------------------------------
 
-# `fresh` yields one row unless the message id was seen within the window (duplicate detection off: always).
-FRESH_DEDUP = """
-fresh AS (
-    INSERT INTO localbus.message_ids (queue_name, message_id, expires_at)
-    VALUES (%(dedup_key)s, %(id)s, clock_timestamp() + make_interval(secs => %(window)s))
-    ON CONFLICT (queue_name, message_id) DO UPDATE
-        SET first_seen = clock_timestamp(), expires_at = EXCLUDED.expires_at
-        WHERE message_ids.expires_at <= clock_timestamp()
-    RETURNING 1
-)"""
-FRESH_ALWAYS = "fresh AS (SELECT 1)"
-
-
-def enqueue_sql(fresh: str, targets: str) -> str:
-    """Inserts one copy per row of `targets` (a query yielding `queue_name`) and notifies each queue's receivers.
-
-    NOTIFY is delivered at commit, i.e. once the copies are receivable. The counts force both CTEs to run.
-    """
+def enqueue_many_sql(dedup: bool, targets: str) -> str:
+    """One message or a batch in one statement, in order, copied into every queue `targets` (a query yielding
+    `queue_name`) names: with duplicate detection the first copy of each id in the batch is the candidate and an id
+    seen within the window is dropped (as sending them one by one would); without, every message is copied. One
+    NOTIFY per queue, delivered at commit (once the copies are receivable). Parameters: `batch_params`."""
+    chosen = (
+        "firsts AS (SELECT DISTINCT ON (id) id, n FROM input ORDER BY id, n),"
+        " fresh AS (INSERT INTO localbus.message_ids (queue_name, message_id, expires_at)"
+        "   SELECT %(dedup_key)s, id, clock_timestamp() + make_interval(secs => %(window)s) FROM firsts"
+        "   ON CONFLICT (queue_name, message_id) DO UPDATE"
+        "   SET first_seen = clock_timestamp(), expires_at = EXCLUDED.expires_at"
+        "   WHERE message_ids.expires_at <= clock_timestamp() RETURNING message_id AS id),"
+        " chosen AS (SELECT f.id, f.n FROM firsts f JOIN fresh USING (id))"
+        if dedup else "chosen AS (SELECT id, n FROM input)"
+    )
     return f"""
-WITH {fresh},
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(bodies)s::bytea[], %(props)s::jsonb[], %(cts)s::text[],
+                         %(ats)s::timestamptz[]) WITH ORDINALITY AS m(id, body, props, ct, at, n)
+),
+{chosen},
 copies AS (
     INSERT INTO localbus.messages (queue_name, message_id, body, application_properties, content_type, visible_at)
-    SELECT t.queue_name, %(id)s, %(body)s, %(props)s, %(ct)s, greatest(clock_timestamp(), %(at)s::timestamptz)
-    FROM ({targets}) t, fresh
+    SELECT t.queue_name, m.id, m.body, m.props, m.ct, greatest(clock_timestamp(), m.at)
+    FROM input m JOIN chosen c ON c.n = m.n CROSS JOIN ({targets}) t
+    ORDER BY m.n, t.queue_name
     RETURNING queue_name
 ),
-notified AS (SELECT pg_notify('{CHANNEL}', queue_name) FROM copies)
-SELECT (SELECT count(*) FROM fresh) AS fresh, (SELECT count(*) FROM notified) AS copies
+notified AS (SELECT pg_notify('{CHANNEL}', q) FROM (SELECT DISTINCT queue_name AS q FROM copies) d)
+SELECT (SELECT count(*) FROM chosen) AS fresh, (SELECT count(*) FROM copies) AS copies,
+       (SELECT count(*) FROM notified) AS queues
 """
 
 
 _QUEUE_TARGET = "SELECT %(q)s::text AS queue_name"
-_SEND_DEDUP = enqueue_sql(FRESH_DEDUP, _QUEUE_TARGET)
-_SEND_PLAIN = enqueue_sql(FRESH_ALWAYS, _QUEUE_TARGET)
+_SEND_DEDUP = enqueue_many_sql(True, _QUEUE_TARGET)
+_SEND_PLAIN = enqueue_many_sql(False, _QUEUE_TARGET)
 
 
-def message_params(message: Sendable, dedup_key: str, window_s: float) -> dict[str, Any]:
+def _message_fields(message: Sendable) -> dict[str, Any]:
     return {
-        "dedup_key": dedup_key,
         "id": message.message_id,
-        "window": window_s,
         "body": bytes(message.body),
         "props": Jsonb({str(k): str(v) for k, v in message.application_properties.items()}),
         "ct": message.content_type,
         "at": _aware(message.scheduled_enqueue_time_utc),
+    }
+
+
+def batch_params(messages: Sequence[Sendable], dedup_key: str, window_s: float) -> dict[str, Any]:
+    """The parameters of `enqueue_many_sql` for these messages, in order."""
+    each = [_message_fields(m) for m in messages]
+    return {
+        "dedup_key": dedup_key, "window": window_s,
+        "ids": [p["id"] for p in each], "bodies": [p["body"] for p in each], "props": [p["props"] for p in each],
+        "cts": [p["ct"] for p in each], "ats": [p["at"] for p in each],
     }
 
 
@@ -313,10 +324,7 @@ class LocalQueue:
     # --- sender ----------------------------------------------------------------------------------------------
     async def send(self, message: Sendable) -> None:
         """Durably enqueues (committed on return); a duplicate `message_id` within the window is dropped silently."""
-        params = {
-            "q": self.queue_name,
-            **message_params(message, self.queue_name, self.duplicate_detection_window_s),
-        }
+        params = {"q": self.queue_name, **batch_params([message], self.queue_name, self.duplicate_detection_window_s)}
         sql = _SEND_DEDUP if self.duplicate_detection_window_s > 0 else _SEND_PLAIN
         async with self._pool.connection() as conn:
             cur = await conn.execute(sql, params)

@@ -13,49 +13,13 @@ from typing import Any
 
 from valerix_common.bus.messages import Sendable
 from valerix_common.db import Pool
-from valerix_common.local_bus.notify import CHANNEL
-from valerix_common.local_bus.queue import LocalQueue, message_params
+from valerix_common.local_bus.queue import LocalQueue, batch_params, enqueue_many_sql
 
 log = logging.getLogger(__name__)
 
 _SUBSCRIBERS = "SELECT queue_name FROM localbus.subscriptions WHERE topic_name = %(topic)s"
-
-
-def publish_many_sql(dedup: bool) -> str:
-    """One message or a batch in one statement, in order: with duplicate detection the first copy of each id in the
-    batch is the candidate and an id seen within the window is dropped (as sending them one by one would); without,
-    every message is copied. One NOTIFY per subscription queue (delivered at commit)."""
-    chosen = (
-        "firsts AS (SELECT DISTINCT ON (id) id, n FROM input ORDER BY id, n),"
-        " fresh AS (INSERT INTO localbus.message_ids (queue_name, message_id, expires_at)"
-        "   SELECT %(dedup_key)s, id, clock_timestamp() + make_interval(secs => %(window)s) FROM firsts"
-        "   ON CONFLICT (queue_name, message_id) DO UPDATE"
-        "   SET first_seen = clock_timestamp(), expires_at = EXCLUDED.expires_at"
-        "   WHERE message_ids.expires_at <= clock_timestamp() RETURNING message_id AS id),"
-        " chosen AS (SELECT f.id, f.n FROM firsts f JOIN fresh USING (id))"
-        if dedup else "chosen AS (SELECT id, n FROM input)"
-    )
-    return f"""
-WITH input AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(bodies)s::bytea[], %(props)s::jsonb[], %(cts)s::text[],
-                         %(ats)s::timestamptz[]) WITH ORDINALITY AS m(id, body, props, ct, at, n)
-),
-{chosen},
-copies AS (
-    INSERT INTO localbus.messages (queue_name, message_id, body, application_properties, content_type, visible_at)
-    SELECT t.queue_name, m.id, m.body, m.props, m.ct, greatest(clock_timestamp(), m.at)
-    FROM input m JOIN chosen c ON c.n = m.n CROSS JOIN ({_SUBSCRIBERS}) t
-    ORDER BY m.n, t.queue_name
-    RETURNING queue_name
-),
-notified AS (SELECT pg_notify('{CHANNEL}', q) FROM (SELECT DISTINCT queue_name AS q FROM copies) d)
-SELECT (SELECT count(*) FROM chosen) AS fresh, (SELECT count(*) FROM copies) AS copies,
-       (SELECT count(*) FROM notified) AS queues
-"""
-
-
-_PUBLISH_MANY_DEDUP = publish_many_sql(True)
-_PUBLISH_MANY_PLAIN = publish_many_sql(False)
+_PUBLISH_MANY_DEDUP = enqueue_many_sql(True, _SUBSCRIBERS)
+_PUBLISH_MANY_PLAIN = enqueue_many_sql(False, _SUBSCRIBERS)
 
 
 def subscription_path(topic_name: str, subscription_name: str) -> str:
@@ -103,12 +67,8 @@ class LocalTopic:
 
     async def _publish(self, messages: Sequence[Sendable]) -> dict[str, Any]:
         dedup = self.duplicate_detection_window_s > 0
-        each = [message_params(m, self.topic_name, self.duplicate_detection_window_s) for m in messages]
-        params = {
-            "topic": self.topic_name, "dedup_key": self.topic_name, "window": self.duplicate_detection_window_s,
-            "ids": [p["id"] for p in each], "bodies": [p["body"] for p in each], "props": [p["props"] for p in each],
-            "cts": [p["ct"] for p in each], "ats": [p["at"] for p in each],
-        }
+        params = {"topic": self.topic_name,
+                  **batch_params(messages, self.topic_name, self.duplicate_detection_window_s)}
         async with self._pool.connection() as conn:
             cur = await conn.execute(_PUBLISH_MANY_DEDUP if dedup else _PUBLISH_MANY_PLAIN, params)
             row = await cur.fetchone()
