@@ -141,7 +141,7 @@ def wire(
         reconcile=Reconcile(
             orders, release, outbox, metrics,
             stale_after_s=config.stale_after_s, give_up_after_s=config.give_up_after_s,
-            rate_limiter=rate_rows,  # its idle rows go on the reconciler's schedule
+            rate_rows=rate_rows,  # its idle rows go on the reconciler's schedule
         ),
         reservation_event=ApplyReservationEvent(orders, transitions, catalogue, consumed),
         ship_order=ShipOrder(orders, inventory, transitions, metrics, config.ship_timeout_s),

@@ -46,6 +46,7 @@ PRODUCT_TOKEN = "xpidx"
 PRODUCT_ID = f"bench-{PRODUCT_TOKEN}"  # bench-1..bench-N in the scripts
 QUANTITY = 770_001  # 1..3 in the scripts
 CUSTOMER_TOKEN = "xcustx"
+CUSTOMER = f"bench-cust-{CUSTOMER_TOKEN}"
 KEY_TOKENS = ("xkeyax", "xkeybx")
 IDEMPOTENCY_KEY = f"bench-{KEY_TOKENS[0]}-{KEY_TOKENS[1]}"
 RECORDING_STOCK = 10 * QUANTITY
@@ -100,10 +101,6 @@ class Recording:
     @property
     def round_trips(self) -> int:
         return sum(len(statements) for _, statements in self.calls)
-
-
-def request_customer() -> str:
-    return f"bench-cust-{CUSTOMER_TOKEN}"
 
 
 # --- parameters → SQL ------------------------------------------------------------------------------------------
@@ -198,7 +195,7 @@ Step = tuple[str, Callable[[], Awaitable[Any]]]  # (what it is, the repository c
 async def record_scripts(conninfo: str) -> list[Recording]:
     """Runs one checkout's repository calls against `conninfo` (search_path must reach both services' tables)
     and returns the three recordings. Leaves behind one product and the recorded rows, removed again at the end."""
-    request = CheckoutRequest(request_customer(), (LineItem(PRODUCT_ID, QUANTITY),))
+    request = CheckoutRequest(CUSTOMER, (LineItem(PRODUCT_ID, QUANTITY),))
     stock_items = (StockItem(PRODUCT_ID, QUANTITY),)
     pool = recording_pool(conninfo)
     await pool.open(wait=True)
@@ -246,7 +243,7 @@ async def _reset(pool: Any) -> None:
         for table in ("idempotency_keys", "reservation_items", "reservations", "outbox", "order_events",
                       "verify_outbox", "orders"):
             await conn.execute(f"DELETE FROM {table} WHERE order_id = %s", (ORDER_ID,))
-        await conn.execute("DELETE FROM checkout_rate WHERE customer_id = %s", (request_customer(),))
+        await conn.execute("DELETE FROM checkout_rate WHERE customer_id = %s", (CUSTOMER,))
         await conn.execute(
             "INSERT INTO products (product_id, name, price_cents, available, received) VALUES (%s, 'recording', 1,"
             " %s, %s) ON CONFLICT (product_id) DO UPDATE SET available = excluded.available",

@@ -110,9 +110,8 @@ class Checkout:
             case KeyMismatch(order_id):
                 raise IdempotencyKeyReused(order_id)
             case Limited(retry_after_s):
-                log.info("checkout rate limit: customer %s, retry after %ds (policy %s/min, burst %s)",
-                         request.customer_id, retry_after_s, rate.per_minute if rate else None,
-                         rate.burst if rate else None)
+                log.info("checkout rate limit: customer %s, retry after %ds (%r)", request.customer_id,
+                         retry_after_s, rate)
                 raise CheckoutRateLimited(retry_after_s)
             case Created(order):
                 pass

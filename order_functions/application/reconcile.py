@@ -44,9 +44,9 @@ class Reconcile:
         stale_after_s: float,
         give_up_after_s: float,
         relay_timeout_s: float = 4.0,  # within the 5 s tick: runs of one timer never overlap
-        rate_limiter: IdleRatePurge | None = None,
+        rate_rows: IdleRatePurge | None = None,
     ) -> None:
-        self.rate_limiter = rate_limiter
+        self.rate_rows = rate_rows
         self.orders = orders
         self.release = release
         self.outbox = outbox
@@ -87,10 +87,10 @@ class Reconcile:
         report.relayed += relayed.events + relayed.verifies
 
     async def _purge_rate_rows(self, report: ReconcileReport) -> None:
-        if self.rate_limiter is None:
+        if self.rate_rows is None:
             return
         try:
-            report.rate_rows_purged = await self.rate_limiter.purge_idle(RATE_PURGE_BATCH)
+            report.rate_rows_purged = await self.rate_rows.purge_idle(RATE_PURGE_BATCH)
         except Exception as exc:  # housekeeping: the rows stay harmless until the next run deletes them
             report.errors.append(f"rate-limit purge: {exc!r}"[:300])
             log.warning("reconciler: purging idle rate-limit rows failed, next run retries: %r", exc)

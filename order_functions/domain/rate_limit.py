@@ -4,11 +4,11 @@ GCRA keeps a single number per customer, the "theoretical arrival time" (TAT), s
 a dict in one process (`InMemoryRateLimiter`, fine for one local host), or one row per customer in a shared
 store. In Azure the Functions app scales out, so a per-process limit multiplies by the instance count and
 resets on every restart: the TAT is kept in the orders PostgreSQL database, moved on by the statement that writes
-the order (`INSERT ... ON CONFLICT (customer_id) DO UPDATE SET tat = GREATEST(tat, now()) + interval
-WHERE GREATEST(tat, now()) + interval - now() <= burst * interval RETURNING tat` as a CTE; no row = limited, and
-no order; infrastructure/rate_limiter.py). Azure Cache for Redis, or API Management's `rate-limit-by-key` on the
-token's `sub` at the edge, would do as well. Count only checkouts that create an order: an idempotent replay
-must not consume.
+the order (`INSERT ... ON CONFLICT (customer_id) DO UPDATE SET tat = GREATEST(tat, t) + interval
+WHERE GREATEST(tat, t) + interval - t <= burst * interval RETURNING tat` as a CTE, t the statement's start; no row
+= limited, and no order; infrastructure/rate_limiter.py). Azure Cache for Redis, or API Management's
+`rate-limit-by-key` on the token's `sub` at the edge, would do as well. Count only checkouts that create an order:
+an idempotent replay must not consume.
 """
 
 from __future__ import annotations
