@@ -39,8 +39,9 @@ class WindowStats:
 
 
 class RollingWindow:
-    """Keeps (finished_at, duration) samples younger than the window. Memory is bounded by `max_samples`:
-    past it the oldest samples go first, which only shortens the window under extreme load."""
+    """Keeps (finished_at, duration) samples younger than the window: each record drops what has aged out, so what
+    is held is one window's worth even when nobody reads the stats. `max_samples` bounds it under extreme load
+    (past it the oldest samples go first, which only shortens the window). Samples arrive in finishing order."""
 
     def __init__(self, window_s: float = 30.0, threshold_s: float = 1.0, max_samples: int = 100_000) -> None:
         self.window_s = window_s
@@ -49,6 +50,7 @@ class RollingWindow:
         self._sum = 0.0
 
     def record(self, finished_at: float, duration_s: float) -> None:
+        self._expire(finished_at)
         if len(self._samples) == self._samples.maxlen:
             self._sum -= self._samples[0][1]
         self._samples.append((finished_at, duration_s))
@@ -58,6 +60,9 @@ class RollingWindow:
         horizon = now - self.window_s
         while self._samples and self._samples[0][0] <= horizon:
             self._sum -= self._samples.popleft()[1]
+
+    def __len__(self) -> int:
+        return len(self._samples)
 
     def stats(self, now: float) -> WindowStats:
         self._expire(now)

@@ -35,6 +35,16 @@ def test_samples_expire_as_time_moves_on_and_the_sum_follows() -> None:
     assert window.stats(now=101.0).average_s == pytest.approx(0.25)
 
 
+def test_recording_alone_holds_one_window_of_samples() -> None:
+    # a process nobody reads the dashboard of must not keep every sample up to max_samples
+    window = RollingWindow(window_s=30, threshold_s=1)
+    for i in range(1000):  # 10 a second for 100 s, stats never asked
+        window.record(i / 10, 0.2)
+    assert len(window) == 300  # finished in (69.9, 99.9]
+    stats = window.stats(now=99.9)
+    assert stats.count == 300 and stats.average_s == pytest.approx(0.2)
+
+
 def test_threshold_equality_is_ok_and_just_above_is_slow() -> None:
     window = RollingWindow(window_s=30, threshold_s=1.0)
     window.record(1.0, 0.5)
