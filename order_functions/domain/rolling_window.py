@@ -60,6 +60,8 @@ class RollingWindow:
         horizon = now - self.window_s
         while self._samples and self._samples[0][0] <= horizon:
             self._sum -= self._samples.popleft()[1]
+        if not self._samples:
+            self._sum = 0.0  # no float drift carried into the next burst
 
     def __len__(self) -> int:
         return len(self._samples)
@@ -68,7 +70,6 @@ class RollingWindow:
         self._expire(now)
         count = len(self._samples)
         if count == 0:
-            self._sum = 0.0  # no float drift carried into the next burst
             return WindowStats(self.window_s, 0, None, None, None, None, self.threshold_s)
         durations = sorted(d for _, d in self._samples)
         return WindowStats(

@@ -45,6 +45,14 @@ def test_recording_alone_holds_one_window_of_samples() -> None:
     assert stats.count == 300 and stats.average_s == pytest.approx(0.2)
 
 
+def test_a_window_emptied_by_recording_starts_the_next_burst_from_a_clean_sum() -> None:
+    window = RollingWindow(window_s=10, threshold_s=1)
+    for d in (0.1, 0.2, 0.3):  # their sum minus each of them leaves 1.1e-16 behind in floats
+        window.record(0.0, d)
+    window.record(100.0, 0.25)  # the three age out on this record; stats were never read in between
+    assert window.stats(now=100.0).average_s == 0.25
+
+
 def test_threshold_equality_is_ok_and_just_above_is_slow() -> None:
     window = RollingWindow(window_s=30, threshold_s=1.0)
     window.record(1.0, 0.5)
